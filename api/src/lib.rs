@@ -1,0 +1,112 @@
+//! Curtain's HTTP API: REST resources, redirects, the HTML UI, OpenAPI docs and metrics.
+//!
+//! `main.rs` only parses [`Config`] and calls [`run`]; tests build an [`App`] and serve it on
+//! an ephemeral port with [`serve`].
+
+pub mod body;
+pub mod cache;
+pub mod clicks;
+pub mod config;
+pub mod error;
+pub mod fields;
+pub mod import;
+pub mod metrics;
+pub mod models;
+pub mod routes;
+pub mod short_code;
+pub mod state;
+pub mod target_url;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::{EndpointExt, IntoEndpoint, Server};
+
+pub use config::Config;
+pub use state::AppState;
+
+/// A built application: state plus routes.
+pub struct App {
+    pub state: Arc<AppState>,
+}
+
+impl App {
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        Ok(Self {
+            state: AppState::build(config).await?,
+        })
+    }
+
+    /// The whole HTTP surface with its middleware.
+    #[must_use]
+    pub fn endpoint(&self) -> poem::endpoint::BoxEndpoint<'static> {
+        let mut metrics = self.state.metrics.clone();
+        let spec: serde_json::Value =
+            serde_json::from_str(&routes::api_service(&self.state).spec()).unwrap_or_default();
+        if let Some(paths) = spec.get("paths").and_then(serde_json::Value::as_object) {
+            metrics.templates =
+                metrics::RouteTemplates::from_spec_paths(paths.keys().map(String::as_str));
+        }
+        routes::routes(self.state.clone())
+            .into_endpoint()
+            .around(move |ep, req| metrics::track(metrics.clone(), ep, req))
+            .around(error::catch_all)
+            .boxed()
+    }
+}
+
+/// Serves `app` on `acceptor` until `shutdown` resolves, then drains clicks.
+pub async fn serve<A: Acceptor + 'static>(
+    app: App,
+    acceptor: A,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let endpoint = app.endpoint();
+    Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(endpoint, shutdown, Some(Duration::from_secs(10)))
+        .await?;
+    app.state.clicks.flush().await;
+    Ok(())
+}
+
+/// Runs `curtain-api` with `config` until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    let app = App::build(&config).await?;
+    let acceptor = TcpListener::bind(config.listen).into_acceptor().await?;
+    tracing::info!(listen = %config.listen, db = %state::redact(&config.database_url), "curtain-api listening");
+    serve(app, acceptor, shutdown).await
+}
+
+/// Starts tracing in the configured format.
+pub fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

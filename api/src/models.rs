@@ -1,0 +1,193 @@
+//! The resources as the API shows them (section 1 of the contract), and their OpenAPI schemas.
+
+use chrono::NaiveDateTime;
+use entity::prelude::{EventModel, UrlModel, UserModel};
+use poem_openapi::Object;
+use serde::{Deserialize, Serialize};
+
+/// Formats a timestamp the contract's way: UTC, `YYYY-MM-DDTHH:MM:SS`.
+#[must_use]
+pub fn ts(t: NaiveDateTime) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+/// Now, in UTC, truncated to whole seconds (what the API stores and shows).
+#[must_use]
+pub fn now() -> NaiveDateTime {
+    use chrono::Timelike;
+    let now = chrono::Utc::now().naive_utc();
+    now.with_nanosecond(0).unwrap_or(now)
+}
+
+/// A user account.
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+pub struct User {
+    /// Identifier.
+    pub id: i64,
+    /// Display name (at most 120 characters).
+    pub username: String,
+    /// Email address, unique without regard to case (at most 255 characters).
+    pub email: String,
+    /// Creation time, UTC `YYYY-MM-DDTHH:MM:SS`.
+    pub created_at: String,
+}
+
+impl From<UserModel> for User {
+    fn from(m: UserModel) -> Self {
+        Self {
+            id: m.id,
+            username: m.username,
+            email: m.email,
+            created_at: ts(m.created_at),
+        }
+    }
+}
+
+/// A short link.
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+pub struct Url {
+    /// Identifier.
+    pub id: i64,
+    /// Owner, or null.
+    pub user_id: Option<i64>,
+    /// The code used in `/r/<short_code>`: base62, case-sensitive.
+    pub short_code: String,
+    /// The target, exactly as it was sent (trimmed).
+    pub original_url: String,
+    /// Optional title.
+    pub title: Option<String>,
+    /// Inactive links answer 404 on redirect.
+    pub is_active: bool,
+    /// Creation time, UTC `YYYY-MM-DDTHH:MM:SS`.
+    pub created_at: String,
+    /// Last change, UTC `YYYY-MM-DDTHH:MM:SS`.
+    pub updated_at: String,
+}
+
+impl From<UrlModel> for Url {
+    fn from(m: UrlModel) -> Self {
+        Self {
+            id: m.id,
+            user_id: m.user_id,
+            short_code: m.short_code,
+            original_url: m.original_url,
+            title: m.title,
+            is_active: m.is_active,
+            created_at: ts(m.created_at),
+            updated_at: ts(m.updated_at),
+        }
+    }
+}
+
+/// Something that happened to a link: `created`, `updated`, `redirect`, or any type posted by
+/// a client (e.g. `click`).
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+pub struct Event {
+    /// Identifier.
+    pub id: i64,
+    /// The link, or null.
+    pub url_id: Option<i64>,
+    /// The user, or null.
+    pub user_id: Option<i64>,
+    /// The kind of event (at most 64 characters).
+    pub event_type: String,
+    /// When it happened, UTC `YYYY-MM-DDTHH:MM:SS`.
+    pub timestamp: String,
+    /// Free-form JSON object, or null. A `redirect` carries exactly `{"short_code": ...}`.
+    pub details: Option<serde_json::Value>,
+}
+
+impl From<EventModel> for Event {
+    fn from(m: EventModel) -> Self {
+        Self {
+            id: m.id,
+            url_id: m.url_id,
+            user_id: m.user_id,
+            event_type: m.event_type,
+            timestamp: ts(m.timestamp),
+            details: m.details,
+        }
+    }
+}
+
+/// Request body of `POST /users` and `PUT /users/<id>`.
+#[derive(Debug, Object)]
+pub struct UserInput {
+    /// 1-120 characters after trimming. Required on create.
+    pub username: Option<String>,
+    /// Must contain `@` with a `.` after the last `@`; unique without regard to case;
+    /// at most 255 characters. Required on create.
+    pub email: Option<String>,
+}
+
+/// Request body of `POST /urls`.
+#[derive(Debug, Object)]
+pub struct UrlInput {
+    /// The target: `http://` or `https://` with a host, at most 2048 characters.
+    pub original_url: Option<String>,
+    /// Alias of `original_url`, used when `original_url` is absent, null or empty.
+    pub long_url: Option<String>,
+    /// Optional title (trimmed; blank means null; at most 255 characters).
+    pub title: Option<String>,
+    /// Optional owner: an existing user's id.
+    pub user_id: Option<i64>,
+}
+
+/// Request body of `PUT /urls/<id>`: only these two fields may be given.
+#[derive(Debug, Object)]
+pub struct UrlUpdate {
+    /// New title (string or null; trimmed; blank means null).
+    pub title: Option<String>,
+    /// Activate or deactivate the link (a JSON boolean).
+    pub is_active: Option<bool>,
+}
+
+/// Request body of `POST /events`.
+#[derive(Debug, Object)]
+pub struct EventInput {
+    /// Required, non-empty, at most 64 characters (trimmed).
+    pub event_type: String,
+    /// Required: an existing link's id.
+    pub url_id: i64,
+    /// Optional: an existing user's id, or null.
+    pub user_id: Option<i64>,
+    /// Optional JSON object.
+    pub details: Option<serde_json::Value>,
+}
+
+/// Answer of `POST /users/bulk`.
+#[derive(Debug, Object)]
+pub struct ImportCount {
+    /// Rows inserted (rows whose id already existed are skipped).
+    pub count: u64,
+}
+
+/// Event counts of one link.
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+pub struct Analytics {
+    /// The link's id.
+    pub url_id: i64,
+    /// The link's short code.
+    pub short_code: String,
+    /// The link's target.
+    pub original_url: String,
+    /// All events of the link.
+    pub total_events: u64,
+    /// Events of type `click`.
+    pub click_count: u64,
+    /// Events of type `redirect` (one per redirect served).
+    pub redirect_count: u64,
+    /// Count per event type.
+    pub event_counts: std::collections::BTreeMap<String, u64>,
+    /// Timestamp of the newest event, or null.
+    pub latest_event_at: Option<String>,
+}
+
+/// `GET /health`.
+#[derive(Debug, Object)]
+pub struct Health {
+    /// Always `ok` while the process serves requests.
+    pub status: String,
+    /// The instance's host name.
+    pub instance: String,
+}

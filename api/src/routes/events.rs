@@ -1,0 +1,158 @@
+//! `/events`: list with filters, read one, and post client events (e.g. `click`).
+
+use entity::{event, url, user};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use serde_json::Value;
+
+use super::{Api, Tag, path_id};
+use crate::body::JsonBody;
+use crate::error::{ApiError, ApiResult};
+use crate::fields::{
+    IntParam, IntValue, char_len, contains_nul, int_value, parse_int_param, parse_page,
+};
+use crate::models::{Event, EventInput, now};
+
+pub struct EventsApi(pub Api);
+
+const NOT_FOUND: &str = "Event not found";
+
+#[derive(ApiResponse)]
+pub enum EventCreated {
+    /// The event was recorded.
+    #[oai(status = 201)]
+    Created(Json<Event>),
+}
+
+fn bad(message: &str) -> ApiError {
+    ApiError::bad_request(message)
+}
+
+#[OpenApi(tag = "Tag::Events")]
+impl EventsApi {
+    /// List events
+    ///
+    /// Ordered by id. Filters: `url_id`, `user_id` (integers) and `event_type` (exact match).
+    /// Optional `page`/`per_page` as for users.
+    #[oai(path = "/events", method = "get")]
+    async fn list(
+        &self,
+        url_id: Query<Option<String>>,
+        user_id: Query<Option<String>>,
+        event_type: Query<Option<String>>,
+        page: Query<Option<String>>,
+        per_page: Query<Option<String>>,
+    ) -> ApiResult<Json<Vec<Event>>> {
+        let mut query = event::Entity::find().order_by_asc(event::Column::Id);
+        for (name, raw, column) in [
+            ("url_id", &url_id.0, event::Column::UrlId),
+            ("user_id", &user_id.0, event::Column::UserId),
+        ] {
+            match raw.as_deref().map(parse_int_param) {
+                None => {}
+                Some(None) => {
+                    return Err(ApiError::bad_request(format!(
+                        "Query parameter '{name}' must be an integer"
+                    )));
+                }
+                Some(Some(IntParam::Int(id))) => query = query.filter(column.eq(id)),
+                Some(Some(IntParam::OutOfRange)) => return Ok(Json(Vec::new())),
+            }
+        }
+        let page =
+            parse_page(page.0.as_deref(), per_page.0.as_deref()).map_err(ApiError::bad_request)?;
+        if let Some(event_type) = event_type.0 {
+            query = query.filter(event::Column::EventType.eq(event_type));
+        }
+        if let Some(p) = page {
+            query = query.offset(p.offset()).limit(p.per_page);
+        }
+        let rows = query.all(&self.0.db).await?;
+        Ok(Json(rows.into_iter().map(Event::from).collect()))
+    }
+
+    /// Get an event
+    #[oai(path = "/events/:id", method = "get")]
+    async fn get(&self, id: Path<String>) -> ApiResult<Json<Event>> {
+        let id = path_id(&id, NOT_FOUND)?;
+        let row = event::Entity::find_by_id(id)
+            .one(&self.0.db)
+            .await?
+            .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
+        Ok(Json(row.into()))
+    }
+
+    /// Record an event
+    ///
+    /// 400 in this order: body not an object, `event_type` missing, not a non-empty string of
+    /// at most 64 characters, `url_id` missing, not an integer, `user_id` not an integer or
+    /// null, `details` not an object or null. Then 404 for an unknown link or user. The
+    /// timestamp is now; `event_type` is trimmed.
+    #[oai(path = "/events", method = "post")]
+    async fn create(&self, body: JsonBody<EventInput>) -> ApiResult<EventCreated> {
+        let obj = body
+            .object()
+            .ok_or_else(|| bad("JSON body must be an object"))?;
+        let event_type = obj
+            .get("event_type")
+            .ok_or_else(|| bad("Field 'event_type' is required"))?;
+        let event_type = event_type
+            .as_str()
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && char_len(t) <= 64 && !t.contains('\0'))
+            .ok_or_else(|| bad("Field 'event_type' must be a non-empty string"))?
+            .to_owned();
+        let url_ref = match obj.get("url_id").map(int_value) {
+            None => return Err(bad("Field 'url_id' is required")),
+            Some(IntValue::Null | IntValue::NotInt) => {
+                return Err(bad("Field 'url_id' must be an integer"));
+            }
+            Some(v) => v,
+        };
+        let user_ref = obj.get("user_id").map_or(IntValue::Null, int_value);
+        if user_ref == IntValue::NotInt {
+            return Err(bad("Field 'user_id' must be an integer"));
+        }
+        let details = match obj.get("details") {
+            None | Some(Value::Null) => None,
+            Some(v @ Value::Object(_)) if !contains_nul(v) => Some(v.clone()),
+            Some(Value::Object(_)) => {
+                return Err(bad("Field 'details' must not contain NUL characters"));
+            }
+            Some(_) => return Err(bad("Field 'details' must be a JSON object")),
+        };
+        let url_id = match url_ref {
+            IntValue::Int(id) if url::Entity::find_by_id(id).one(&self.0.db).await?.is_some() => id,
+            _ => return Err(ApiError::not_found(super::urls::NOT_FOUND)),
+        };
+        let user_id = match user_ref {
+            IntValue::Null => None,
+            IntValue::Int(id)
+                if user::Entity::find_by_id(id)
+                    .one(&self.0.db)
+                    .await?
+                    .is_some() =>
+            {
+                Some(id)
+            }
+            _ => return Err(ApiError::not_found("User not found")),
+        };
+        let row = event::ActiveModel {
+            url_id: Set(Some(url_id)),
+            user_id: Set(user_id),
+            event_type: Set(event_type),
+            timestamp: Set(now()),
+            details: Set(details),
+            ..Default::default()
+        }
+        .insert(&self.0.db)
+        .await?;
+        self.0.cache.invalidate_analytics(&[url_id]).await;
+        Ok(EventCreated::Created(Json(row.into())))
+    }
+}

@@ -1,0 +1,138 @@
+//! The HTTP surface: one file per route group, all registered here in one OpenAPI service.
+
+pub mod analytics;
+pub mod bulk;
+pub mod events;
+pub mod redirects;
+pub mod system;
+pub mod ui;
+pub mod urls;
+pub mod users;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use poem::{IntoResponse, Response, Route, get, handler};
+use poem_openapi::{OpenApiService, Tags};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::cache::CacheKey;
+use crate::error::{ApiError, ApiResult};
+use crate::fields::{IntParam, parse_path_id};
+use crate::state::AppState;
+
+#[derive(Tags)]
+pub enum Tag {
+    /// User accounts.
+    Users,
+    /// Short links.
+    Urls,
+    /// Redirects from short codes to their targets (each one is counted as a click).
+    Redirects,
+    /// Events of links and their analytics.
+    Events,
+    /// Health, metrics and drills.
+    System,
+    /// The HTML shorten form.
+    Ui,
+}
+
+/// Builds the OpenAPI service with every route group.
+#[must_use]
+pub fn api_service(state: &Arc<AppState>) -> OpenApiService<impl poem_openapi::OpenApi, ()> {
+    let s = || Api(state.clone());
+    OpenApiService::new(
+        (
+            users::UsersApi(s()),
+            bulk::BulkApi(s()),
+            urls::UrlsApi(s()),
+            analytics::AnalyticsApi(s()),
+            redirects::RedirectsApi(s()),
+            events::EventsApi(s()),
+            system::SystemApi(s()),
+            ui::UiApi(s()),
+        ),
+        "Curtain",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "A URL shortener with click analytics. JSON everywhere; errors are `{\"error\": \"...\"}` \
+         (user validation: `{\"errors\": {\"<field>\": \"...\"}}`). Timestamps are UTC \
+         `YYYY-MM-DDTHH:MM:SS`.",
+    )
+}
+
+/// The state every route group holds.
+#[derive(Clone)]
+pub struct Api(pub Arc<AppState>);
+
+impl std::ops::Deref for Api {
+    type Target = AppState;
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
+}
+
+/// The whole HTTP surface: the OpenAPI operations plus the spec, Swagger UI and static assets.
+pub fn routes(state: Arc<AppState>) -> Route {
+    let service = api_service(&state);
+    let spec = service.spec_endpoint();
+    let docs = service.swagger_ui();
+    Route::new()
+        .at("/openapi.json", get(spec))
+        .nest("/docs", docs)
+        .at("/static/htmx.min.js", get(htmx))
+        .nest_no_strip("/", service)
+}
+
+/// The contract's path-id rule: non-numeric or negative → generic 404; too large → the
+/// resource's own 404.
+pub fn path_id(raw: &str, not_found: &'static str) -> ApiResult<i64> {
+    match parse_path_id(raw) {
+        None => Err(ApiError::not_found("Not found")),
+        Some(IntParam::OutOfRange) => Err(ApiError::not_found(not_found)),
+        Some(IntParam::Int(id)) => Ok(id),
+    }
+}
+
+/// `X-Cache` values.
+pub const HIT: &str = "HIT";
+pub const MISS: &str = "MISS";
+pub const BYPASS: &str = "BYPASS";
+
+/// Read-through: the cached payload (`HIT`) or `load()` stored under the generation read
+/// before loading (`MISS`). `load` answering `None` (not found) is not cached.
+pub async fn read_through<T, F, Fut>(
+    state: &AppState,
+    key: CacheKey,
+    load: F,
+) -> ApiResult<Option<(T, &'static str)>>
+where
+    T: Serialize + DeserializeOwned,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = ApiResult<Option<T>>>,
+{
+    if let Some(raw) = state.cache.get(&key).await {
+        if let Ok(value) = serde_json::from_str(&raw) {
+            return Ok(Some((value, HIT)));
+        }
+    }
+    let generation = state.cache.generation().await;
+    let Some(value) = load().await? else {
+        return Ok(None);
+    };
+    if let (Some(generation), Ok(raw)) = (generation, serde_json::to_string(&value)) {
+        state.cache.put(&generation, &key, &raw).await;
+    }
+    Ok(Some((value, MISS)))
+}
+
+/// htmx, served by Curtain itself (embedded in the binary; no CDN).
+#[handler]
+fn htmx() -> Response {
+    include_str!("../../static/htmx.min.js")
+        .with_content_type("text/javascript; charset=utf-8")
+        .with_header("Cache-Control", "public, max-age=86400")
+        .into_response()
+}

@@ -1,0 +1,180 @@
+//! The HTML UI: `GET /` (the shorten form, a tera template) and `POST /shorten-ui` (an htmx
+//! fragment). The fragment endpoint shares [`create_url`] with `POST /urls`, so rules, events
+//! and cache invalidation are the same.
+//!
+//! HTML escaping follows the contract: `&`, `<`, `>` and `"` only (apostrophes and slashes stay).
+
+use std::collections::HashMap;
+
+use poem::Request;
+use poem_openapi::payload::Html;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde_json::{Map, Value};
+
+use super::urls::create_url;
+use super::{Api, Tag};
+use crate::body::FormBody;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+pub struct UiApi(pub Api);
+
+/// The routes listed on the home page, written the contract's way.
+const ROUTES: &[&str] = &[
+    "GET /health",
+    "GET /metrics",
+    "POST /users",
+    "GET /users",
+    "GET /users/<id>",
+    "PUT /users/<id>",
+    "DELETE /users/<id>",
+    "POST /users/bulk",
+    "POST /urls",
+    "GET /urls",
+    "GET /urls/<id>",
+    "PUT /urls/<id>",
+    "DELETE /urls/<id>",
+    "GET /urls/<id>/analytics",
+    "GET /r/<short_code>",
+    "GET /urls/short/<short_code>",
+    "GET /urls/<short_code>/redirect",
+    "GET /events",
+    "GET /events/<id>",
+    "POST /events",
+    "GET /openapi.json",
+    "GET /docs",
+];
+
+/// Escapes `&`, `<`, `>` and `"`.
+#[must_use]
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn escape_filter(
+    value: &tera::Value,
+    _: &HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    let s = value
+        .as_str()
+        .ok_or_else(|| tera::Error::msg("escape expects a string"))?;
+    Ok(tera::Value::String(escape(s)))
+}
+
+/// The compiled templates (embedded in the binary).
+pub fn templates() -> anyhow::Result<tera::Tera> {
+    let mut tera = tera::Tera::default();
+    tera.add_raw_template("index.html", include_str!("../../templates/index.html"))?;
+    // Tera's own escaping also rewrites '/' and '\''; the contract wants only & < > ".
+    tera.autoescape_on(vec![]);
+    tera.register_filter("e", escape_filter);
+    Ok(tera)
+}
+
+/// Form fields of `POST /shorten-ui`.
+#[derive(Debug, Object)]
+pub struct ShortenForm {
+    /// The URL to shorten (or use `long_url`).
+    pub original_url: Option<String>,
+    /// Alias of `original_url`.
+    pub long_url: Option<String>,
+    /// Optional title.
+    pub title: Option<String>,
+    /// Optional owner id; blank means no owner.
+    pub user_id: Option<String>,
+}
+
+#[derive(ApiResponse)]
+pub enum Fragment {
+    /// An active link with this URL already existed.
+    #[oai(status = 200)]
+    Existing(Html<String>),
+    /// The link was created.
+    #[oai(status = 201)]
+    Created(Html<String>),
+    /// Invalid input; the fragment carries the same message as the JSON API.
+    #[oai(status = 400)]
+    Invalid(Html<String>),
+}
+
+/// The form as the JSON object `POST /urls` would receive.
+fn form_to_json(form: &FormBody<ShortenForm>) -> Value {
+    let mut obj = Map::new();
+    for field in ["original_url", "long_url", "title"] {
+        if let Some(v) = form.get(field) {
+            obj.insert(field.to_owned(), Value::String(v.to_owned()));
+        }
+    }
+    if let Some(raw) = form.get("user_id").map(str::trim).filter(|s| !s.is_empty()) {
+        let parsed = serde_json::from_str::<Value>(raw)
+            .ok()
+            .filter(Value::is_number);
+        obj.insert(
+            "user_id".to_owned(),
+            parsed.unwrap_or_else(|| Value::String(raw.to_owned())),
+        );
+    }
+    Value::Object(obj)
+}
+
+fn base_url(state: &AppState, req: &Request) -> String {
+    state.public_base_url.clone().unwrap_or_else(|| {
+        let host = req
+            .headers()
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        format!("http://{host}")
+    })
+}
+
+#[OpenApi(tag = "Tag::Ui")]
+impl UiApi {
+    /// Home page with the shorten form
+    #[oai(path = "/", method = "get")]
+    async fn index(&self) -> ApiResult<Html<String>> {
+        let mut context = tera::Context::new();
+        let routes: Vec<String> = ROUTES.iter().map(|r| escape(r)).collect();
+        context.insert("routes", &routes);
+        let page = self
+            .0
+            .templates
+            .render("index.html", &context)
+            .map_err(|e| ApiError::internal(&e))?;
+        Ok(Html(page))
+    }
+
+    /// Shorten from the HTML form (htmx fragment)
+    ///
+    /// Same rules and code path as `POST /urls`; answers an HTML fragment instead of JSON. A JSON
+    /// body is ignored (form fields only).
+    #[oai(path = "/shorten-ui", method = "post")]
+    async fn shorten(&self, form: FormBody<ShortenForm>, req: &Request) -> ApiResult<Fragment> {
+        let body = form_to_json(&form);
+        match create_url(&self.0, Some(&body)).await {
+            Ok((row, created)) => {
+                let host = escape(&base_url(&self.0, req));
+                let code = escape(&row.short_code);
+                let html = format!(
+                    "<div id=\"message\" class=\"success\">Short URL ready!<br><br><strong>Redirect:</strong> \
+                     <a href=\"{host}/r/{code}\" target=\"_blank\">{host}/r/{code}</a><br><strong>Payload:</strong> \
+                     <a href=\"{host}/urls/{id}\" target=\"_blank\">{host}/urls/{id}</a></div>",
+                    id = row.id
+                );
+                Ok(if created {
+                    Fragment::Created(Html(html))
+                } else {
+                    Fragment::Existing(Html(html))
+                })
+            }
+            Err(ApiError::BadRequest(e)) => Ok(Fragment::Invalid(Html(format!(
+                "<div id=\"message\" class=\"error\">{}</div>",
+                escape(&e.error)
+            )))),
+            Err(e) => Err(e),
+        }
+    }
+}

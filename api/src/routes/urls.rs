@@ -1,0 +1,437 @@
+//! `/urls`: create (idempotent), list, read, update, delete.
+//!
+//! [`create_url`] is the one code path for `POST /urls` and `POST /shorten-ui`. Reads go
+//! through the cache (`X-Cache: HIT|MISS`); writes answer `X-Cache: BYPASS` and invalidate every
+//! payload they change before answering.
+
+use entity::{event, url, user};
+use md5::{Digest, Md5};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use serde_json::{Map, Value};
+
+use super::users::Deleted;
+use super::{Api, BYPASS, Tag, path_id, read_through};
+use crate::body::JsonBody;
+use crate::cache::CacheKey;
+use crate::error::{ApiError, ApiResult};
+use crate::fields::{IntParam, IntValue, char_len, int_value, parse_int_param};
+use crate::models::{Url, UrlInput, UrlUpdate, now};
+use crate::state::AppState;
+use crate::target_url::TargetUrl;
+
+pub struct UrlsApi(pub Api);
+
+pub const NOT_FOUND: &str = "URL not found";
+const MAX_URL: usize = 2048;
+const MAX_TITLE: usize = 255;
+
+/// A 64-bit hash of a target, indexed for the idempotent-create look-up.
+#[must_use]
+pub fn url_hash(target: &str) -> i64 {
+    let digest = Md5::digest(target.as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+#[derive(ApiResponse)]
+pub enum UrlWrite {
+    /// An active link with this exact URL already existed; it is returned unchanged.
+    #[oai(status = 200)]
+    Existing(Json<Url>, #[oai(header = "X-Cache")] String),
+    /// The link was created.
+    #[oai(status = 201)]
+    Created(Json<Url>, #[oai(header = "X-Cache")] String),
+}
+
+#[derive(ApiResponse)]
+pub enum UrlRead {
+    /// The link. `X-Cache` tells whether it came from the cache.
+    #[oai(status = 200)]
+    Ok(Json<Url>, #[oai(header = "X-Cache")] String),
+}
+
+#[derive(ApiResponse)]
+pub enum UrlListRead {
+    /// Links ordered by id. `X-Cache` tells whether the list came from the cache.
+    #[oai(status = 200)]
+    Ok(Json<Vec<Url>>, #[oai(header = "X-Cache")] String),
+}
+
+/// A validated create request.
+struct NewUrl {
+    target: TargetUrl,
+    title: Option<String>,
+    user_id: Option<i64>,
+}
+
+fn present(v: Option<&Value>) -> Option<&Value> {
+    v.filter(|v| !v.is_null() && v.as_str() != Some(""))
+}
+
+/// Title rules shared by create and update: string or null; trimmed; blank → null.
+fn title_value(value: Option<&Value>) -> ApiResult<Option<Option<String>>> {
+    match value {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(s)) => {
+            let s = s.trim();
+            if s.contains('\0') {
+                return Err(ApiError::bad_request(
+                    "Field 'title' must not contain NUL characters",
+                ));
+            }
+            if char_len(s) > MAX_TITLE {
+                return Err(ApiError::bad_request(format!(
+                    "Field 'title' must not exceed {MAX_TITLE} characters"
+                )));
+            }
+            Ok(Some((!s.is_empty()).then(|| s.to_owned())))
+        }
+        Some(_) => Err(ApiError::bad_request("Field 'title' must be a string")),
+    }
+}
+
+/// The contract's validation order for a create; the user look-up comes last.
+async fn validate_create(state: &AppState, obj: &Map<String, Value>) -> ApiResult<NewUrl> {
+    let raw = present(obj.get("original_url"))
+        .or_else(|| present(obj.get("long_url")))
+        .ok_or_else(|| ApiError::bad_request("Field 'original_url' is required"))?;
+    let Value::String(raw) = raw else {
+        return Err(ApiError::bad_request(
+            "Field 'original_url' must be a string",
+        ));
+    };
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(ApiError::bad_request(
+            "Field 'original_url' must not be empty",
+        ));
+    }
+    if !matches!(
+        obj.get("title"),
+        None | Some(Value::Null | Value::String(_))
+    ) {
+        return Err(ApiError::bad_request("Field 'title' must be a string"));
+    }
+    let user_ref = obj.get("user_id").map_or(IntValue::Null, int_value);
+    if user_ref == IntValue::NotInt {
+        return Err(ApiError::bad_request("Field 'user_id' must be an integer"));
+    }
+    let target = TargetUrl::parse(trimmed).ok_or_else(|| {
+        ApiError::bad_request("Field 'original_url' must be a valid http or https URL")
+    })?;
+    if char_len(trimmed) > MAX_URL {
+        return Err(ApiError::bad_request(format!(
+            "Field 'original_url' must not exceed {MAX_URL} characters"
+        )));
+    }
+    let title = title_value(obj.get("title"))?.flatten();
+    let unknown_user = || ApiError::bad_request("Field 'user_id' must reference an existing user");
+    let user_id = match user_ref {
+        IntValue::Int(id) => {
+            user::Entity::find_by_id(id)
+                .one(&state.db)
+                .await?
+                .ok_or_else(unknown_user)?;
+            Some(id)
+        }
+        IntValue::OutOfRange => return Err(unknown_user()),
+        IntValue::Null | IntValue::NotInt => None,
+    };
+    Ok(NewUrl {
+        target,
+        title,
+        user_id,
+    })
+}
+
+/// Creates a link (or finds the active one with the same URL): the single code path of
+/// `POST /urls` and `POST /shorten-ui`. Returns the link and whether it is new.
+pub async fn create_url(state: &AppState, body: Option<&Value>) -> ApiResult<(url::Model, bool)> {
+    let empty = Map::new();
+    let obj = match body {
+        None => &empty,
+        Some(Value::Object(obj)) => obj,
+        Some(_) => return Err(ApiError::bad_request("JSON body must be an object")),
+    };
+    let new = validate_create(state, obj).await?;
+    let hash = url_hash(new.target.as_str());
+    let existing = url::Entity::find()
+        .filter(url::Column::OriginalUrlHash.eq(hash))
+        .filter(url::Column::OriginalUrl.eq(new.target.as_str()))
+        .filter(url::Column::IsActive.eq(true))
+        .order_by_asc(url::Column::Id)
+        .one(&state.db)
+        .await?;
+    if let Some(existing) = existing {
+        return Ok((existing, false));
+    }
+
+    let created_at = now();
+    let txn = state.db.begin().await?;
+    let placeholder = format!("~{}", &uuid::Uuid::new_v4().simple().to_string()[..15]);
+    let row = url::ActiveModel {
+        user_id: Set(new.user_id),
+        short_code: Set(placeholder),
+        original_url: Set(new.target.into_string()),
+        original_url_hash: Set(hash),
+        title: Set(new.title),
+        is_active: Set(true),
+        created_at: Set(created_at),
+        updated_at: Set(created_at),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    let code = free_code(state, &txn, row.id).await?;
+    let mut active: url::ActiveModel = row.into();
+    active.short_code = Set(code);
+    let row = active.update(&txn).await?;
+    event::ActiveModel {
+        url_id: Set(Some(row.id)),
+        user_id: Set(row.user_id),
+        event_type: Set("created".to_owned()),
+        timestamp: Set(created_at),
+        details: Set(Some(serde_json::json!({
+            "short_code": row.short_code,
+            "original_url": row.original_url,
+        }))),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    state.cache.invalidate_all().await;
+    Ok((row, true))
+}
+
+/// The id's code, or the next longer one while an imported code occupies it.
+async fn free_code(state: &AppState, db: &impl ConnectionTrait, id: i64) -> ApiResult<String> {
+    for attempt in 0.. {
+        let Some(code) = state.codes.code_for(id as u64, attempt) else {
+            break;
+        };
+        let taken = url::Entity::find()
+            .filter(url::Column::ShortCode.eq(code.as_str()))
+            .count(db)
+            .await?
+            > 0;
+        if !taken {
+            return Ok(code);
+        }
+    }
+    Err(ApiError::internal(&format!(
+        "no free short code for url {id}"
+    )))
+}
+
+async fn find(state: &AppState, id: i64) -> ApiResult<url::Model> {
+    url::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::not_found(NOT_FOUND))
+}
+
+fn query_int(name: &str, raw: Option<&str>) -> ApiResult<Option<IntParam>> {
+    raw.map(|r| {
+        parse_int_param(r).ok_or_else(|| {
+            ApiError::bad_request(format!("Query parameter '{name}' must be an integer"))
+        })
+    })
+    .transpose()
+}
+
+#[OpenApi(tag = "Tag::Urls")]
+impl UrlsApi {
+    /// Shorten a URL
+    ///
+    /// `original_url` (or its alias `long_url`) must be `http://` or `https://` with a host, at
+    /// most 2048 characters; it is stored exactly as sent (trimmed). If an active link with the
+    /// same URL exists it is returned unchanged with 200 (no event); otherwise 201 with a new
+    /// 6-character base62 code and a `created` event. 400 messages, first failure wins: body
+    /// not an object, URL required, not a string, blank, `title` not a string, `user_id` not an
+    /// integer, invalid URL, too long, unknown user.
+    #[oai(path = "/urls", method = "post")]
+    async fn create(&self, body: JsonBody<UrlInput>) -> ApiResult<UrlWrite> {
+        let (row, created) = create_url(&self.0, body.value.as_ref()).await?;
+        let url = Json(Url::from(row));
+        Ok(if created {
+            UrlWrite::Created(url, BYPASS.into())
+        } else {
+            UrlWrite::Existing(url, BYPASS.into())
+        })
+    }
+
+    /// List links
+    ///
+    /// Ordered by id. Filters: `user_id` (integer), `is_active` (`true`/`false`), `limit`
+    /// (default 100, clamped to 1..500; a non-integer means 100).
+    #[oai(path = "/urls", method = "get")]
+    async fn list(
+        &self,
+        user_id: Query<Option<String>>,
+        is_active: Query<Option<String>>,
+        limit: Query<Option<String>>,
+    ) -> ApiResult<UrlListRead> {
+        let user_id = query_int("user_id", user_id.0.as_deref())?;
+        let is_active = match is_active
+            .0
+            .as_deref()
+            .map(|s| s.trim().to_ascii_lowercase())
+        {
+            None => None,
+            Some(s) if s == "true" => Some(true),
+            Some(s) if s == "false" => Some(false),
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "Query parameter 'is_active' must be true or false",
+                ));
+            }
+        };
+        let limit = limit
+            .0
+            .as_deref()
+            .and_then(|l| l.trim().parse::<i64>().ok())
+            .unwrap_or(100)
+            .clamp(1, 500) as u64;
+        let user_id = match user_id {
+            Some(IntParam::OutOfRange) => {
+                return Ok(UrlListRead::Ok(Json(Vec::new()), super::MISS.into()));
+            }
+            Some(IntParam::Int(id)) => Some(id),
+            None => None,
+        };
+        let key = CacheKey::UrlList {
+            user_id,
+            is_active,
+            limit,
+        };
+        let db = &self.0.db;
+        let (urls, status) = read_through(&self.0, key, || async move {
+            let mut query = url::Entity::find()
+                .order_by_asc(url::Column::Id)
+                .limit(limit);
+            if let Some(user_id) = user_id {
+                query = query.filter(url::Column::UserId.eq(user_id));
+            }
+            if let Some(active) = is_active {
+                query = query.filter(url::Column::IsActive.eq(active));
+            }
+            let rows = query.all(db).await?;
+            Ok(Some(rows.into_iter().map(Url::from).collect::<Vec<_>>()))
+        })
+        .await?
+        .unwrap_or_default();
+        Ok(UrlListRead::Ok(Json(urls), status.into()))
+    }
+
+    /// Get a link
+    #[oai(path = "/urls/:id", method = "get")]
+    async fn get(&self, id: Path<String>) -> ApiResult<UrlRead> {
+        let id = path_id(&id, NOT_FOUND)?;
+        let state = &self.0;
+        let (url, status) = read_through(state, CacheKey::Url(id), || async move {
+            Ok(url::Entity::find_by_id(id)
+                .one(&state.db)
+                .await?
+                .map(Url::from))
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
+        Ok(UrlRead::Ok(Json(url), status.into()))
+    }
+
+    /// Update a link
+    ///
+    /// Only `title` (string or null) and `is_active` (a JSON boolean) may be given; any other
+    /// key answers 400 naming the first one (sorted). A change sets `updated_at`, records an
+    /// `updated` event and invalidates every cache of the link, redirects included. `{}`
+    /// answers 200 unchanged.
+    #[oai(path = "/urls/:id", method = "put")]
+    async fn update(&self, id: Path<String>, body: JsonBody<UrlUpdate>) -> ApiResult<UrlRead> {
+        let id = path_id(&id, NOT_FOUND)?;
+        let existing = find(&self.0, id).await?;
+        let obj = body
+            .object()
+            .ok_or_else(|| ApiError::bad_request("JSON body must be an object"))?;
+        let mut unknown: Vec<&String> = obj
+            .keys()
+            .filter(|k| *k != "title" && *k != "is_active")
+            .collect();
+        unknown.sort();
+        if let Some(key) = unknown.first() {
+            return Err(ApiError::bad_request(format!(
+                "Field '{key}' cannot be updated"
+            )));
+        }
+        if !matches!(
+            obj.get("title"),
+            None | Some(Value::Null | Value::String(_))
+        ) {
+            return Err(ApiError::bad_request("Field 'title' must be a string"));
+        }
+        let is_active = match obj.get("is_active") {
+            None => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => return Err(ApiError::bad_request("Field 'is_active' must be a boolean")),
+        };
+        let title = title_value(obj.get("title"))?;
+        let new_title = title.clone().unwrap_or_else(|| existing.title.clone());
+        let new_active = is_active.unwrap_or(existing.is_active);
+        if new_title == existing.title && new_active == existing.is_active {
+            return Ok(UrlRead::Ok(Json(existing.into()), BYPASS.into()));
+        }
+        let owner = existing.user_id;
+        let txn = self.0.db.begin().await?;
+        let mut active: url::ActiveModel = existing.into();
+        active.title = Set(new_title.clone());
+        active.is_active = Set(new_active);
+        let at = now();
+        active.updated_at = Set(at);
+        let row = active.update(&txn).await?;
+        event::ActiveModel {
+            url_id: Set(Some(id)),
+            user_id: Set(owner),
+            event_type: Set("updated".to_owned()),
+            timestamp: Set(at),
+            details: Set(Some(
+                serde_json::json!({ "title": new_title, "is_active": new_active }),
+            )),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        self.0.cache.invalidate_all().await;
+        Ok(UrlRead::Ok(Json(row.into()), BYPASS.into()))
+    }
+
+    /// Delete a link
+    ///
+    /// Deletes the link and its events in one transaction; its redirect, detail and analytics
+    /// answer 404 afterwards, on every instance.
+    #[oai(path = "/urls/:id", method = "delete")]
+    async fn delete(&self, id: Path<String>) -> ApiResult<Deleted> {
+        let id = path_id(&id, NOT_FOUND)?;
+        find(&self.0, id).await?;
+        let txn = self.0.db.begin().await?;
+        event::Entity::delete_many()
+            .filter(event::Column::UrlId.eq(id))
+            .exec(&txn)
+            .await?;
+        let deleted = url::Entity::delete_by_id(id).exec(&txn).await?;
+        txn.commit().await?;
+        if deleted.rows_affected == 0 {
+            return Err(ApiError::not_found(NOT_FOUND));
+        }
+        self.0.cache.invalidate_all().await;
+        Ok(Deleted::NoContent)
+    }
+}

@@ -1,0 +1,90 @@
+//! Shared state of one api process, built once at start-up.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+
+use crate::cache::Cache;
+use crate::clicks::ClickRecorder;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::short_code::CodeGenerator;
+
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub cache: Arc<Cache>,
+    pub clicks: ClickRecorder,
+    pub codes: CodeGenerator,
+    pub metrics: Metrics,
+    pub templates: tera::Tera,
+    pub instance: String,
+    pub public_base_url: Option<String>,
+    pub debug_routes: bool,
+    pub visitor_salt: String,
+    pub trusted_proxy: Option<std::net::IpAddr>,
+}
+
+/// Connects to the database and brings its schema up to date.
+pub async fn connect_db(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options.max_connections(max_connections).sqlx_logging(false);
+    let db = Database::connect(options)
+        .await
+        .with_context(|| format!("connecting to {}", redact(url)))?;
+    if db.get_database_backend() == DbBackend::Sqlite {
+        // WAL lets readers run beside the writer; the busy timeout rides out short locks.
+        db.execute_unprepared(
+            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;",
+        )
+        .await?;
+    }
+    Migrator::up(&db, None)
+        .await
+        .context("running migrations")?;
+    Ok(db)
+}
+
+/// The URL without its password, for logs.
+#[must_use]
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+impl AppState {
+    pub async fn build(config: &Config) -> anyhow::Result<Arc<Self>> {
+        let db = connect_db(&config.database_url, config.database_max_connections).await?;
+        let cache = Arc::new(match &config.cache_redis_url {
+            Some(url) => Cache::redis(url, &config.cache_prefix, config.cache_ttl)
+                .context("CACHE_REDIS_URL")?,
+            None => Cache::memory(config.cache_ttl),
+        });
+        let instance = config.instance_name();
+        let metrics = Metrics::new(&instance);
+        let clicks = ClickRecorder::start(db.clone(), cache.clone(), metrics.clicks.clone());
+        let visitor_salt = config
+            .visitor_hash_salt
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        Ok(Arc::new(Self {
+            db,
+            cache,
+            clicks,
+            codes: CodeGenerator::new(&config.short_code_secret),
+            metrics,
+            templates: crate::routes::ui::templates()?,
+            instance,
+            public_base_url: config
+                .public_base_url
+                .clone()
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            debug_routes: config.enable_incident_debug_routes,
+            visitor_salt,
+            trusted_proxy: config.trusted_proxy,
+        }))
+    }
+}

@@ -1,0 +1,25 @@
+//! `urls`: one short link. `original_url_hash` is a 64-bit hash of `original_url`, indexed so
+//! that the idempotent create can find an existing mapping without indexing 2 KiB strings.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "urls")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub user_id: Option<i64>,
+    #[sea_orm(unique)]
+    pub short_code: String,
+    pub original_url: String,
+    pub original_url_hash: i64,
+    pub title: Option<String>,
+    pub is_active: bool,
+    pub created_at: DateTime,
+    pub updated_at: DateTime,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

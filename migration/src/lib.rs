@@ -1,0 +1,15 @@
+//! Schema migrations. The same migrations run on PostgreSQL and SQLite; every statement here is
+//! built with sea-query or written in the SQL subset both understand.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_init;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_init::Migration)]
+    }
+}
