@@ -1,0 +1,9 @@
+//! Integration tests of the HTTP contract: the real app over real HTTP, each test with its own
+//! database and Redis namespace (see `helpers`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+
+mod helpers;
+
+mod cache;
+mod smoke;
