@@ -54,18 +54,22 @@ fn body(message: impl Into<String>) -> Json<ErrorBody> {
 }
 
 impl ApiError {
+    #[must_use]
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::BadRequest(body(message))
     }
 
+    #[must_use]
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::NotFound(body(message))
     }
 
+    #[must_use]
     pub fn too_large() -> Self {
         Self::PayloadTooLarge(body("Request body too large"))
     }
 
+    #[must_use]
     pub fn field(field: &str, message: impl Into<String>) -> Self {
         Self::Unprocessable(Json(FieldErrors {
             errors: BTreeMap::from([(field.to_owned(), message.into())]),

@@ -113,12 +113,11 @@ pub fn parse_page(
             None => Ok(default),
             Some(raw) => match raw.trim().parse::<u64>() {
                 Ok(n) if n > 0 => Ok(n),
-                Ok(_) => Err(PAGINATION_ERROR),
                 // All digits but larger than u64: still a positive integer.
                 Err(_) if is_integer_literal(raw.trim()) && !raw.trim().starts_with('-') => {
                     Ok(u64::MAX)
                 }
-                Err(_) => Err(PAGINATION_ERROR),
+                _ => Err(PAGINATION_ERROR),
             },
         }
     };

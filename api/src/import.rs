@@ -45,7 +45,10 @@ fn err(line: u64, message: impl Into<String>) -> ImportError {
 }
 
 /// Reads CSV records as strings, tolerating a BOM and refusing non-UTF-8 bytes by line.
-fn records(data: &[u8]) -> Result<(Vec<String>, Vec<(u64, Vec<String>)>), ImportError> {
+/// A header row and the data rows with their 1-based line numbers.
+type Records = (Vec<String>, Vec<(u64, Vec<String>)>);
+
+fn records(data: &[u8]) -> Result<Records, ImportError> {
     let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(data);
     let headers = reader
@@ -133,7 +136,7 @@ pub fn parse_timestamp(raw: &str) -> Option<NaiveDateTime> {
     ]
     .iter()
     .find_map(|f| NaiveDateTime::parse_from_str(raw, f).ok())
-    .map(|t| t.with_nanosecond_zero())
+    .map(TruncateNanos::with_nanosecond_zero)
 }
 
 trait TruncateNanos {
@@ -158,10 +161,7 @@ fn rows<'a>(
     })
 }
 
-fn opt<T: Into<sea_orm::Value>>(v: Option<T>) -> sea_orm::ActiveValue<T>
-where
-    T: Clone,
-{
+fn opt<T: Into<sea_orm::Value> + Clone>(v: Option<T>) -> sea_orm::ActiveValue<T> {
     v.map_or(NotSet, Set)
 }
 
@@ -256,15 +256,16 @@ const CHUNK: usize = 500;
 
 /// Inserts rows, skipping ids that exist; returns how many were inserted. Call inside a
 /// transaction to make the whole file atomic. `progress` is told after each chunk.
-pub async fn insert_skipping_existing<E, A, C>(
+pub async fn insert_skipping_existing<E, A, C, P>(
     db: &C,
     rows: Vec<A>,
-    mut progress: impl FnMut(u64),
+    mut progress: P,
 ) -> Result<u64, DbErr>
 where
     E: EntityTrait,
     A: sea_orm::ActiveModelTrait<Entity = E> + Send,
     C: ConnectionTrait,
+    P: FnMut(u64),
 {
     let mut inserted = 0;
     let mut rows = rows.into_iter().peekable();

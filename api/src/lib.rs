@@ -49,7 +49,7 @@ impl App {
             metrics.templates =
                 metrics::RouteTemplates::from_spec_paths(paths.keys().map(String::as_str));
         }
-        routes::routes(self.state.clone())
+        routes::routes(&self.state)
             .into_endpoint()
             .around(move |ep, req| metrics::track(metrics.clone(), ep, req))
             .around(error::catch_all)

@@ -1,7 +1,11 @@
 //! Users, urls and events, with the column limits of the API contract and the indexes its
 //! queries use.
 
-use sea_orm_migration::{prelude::*, schema::*};
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::schema::{
+    big_integer, big_integer_null, big_pk_auto, boolean, date_time, json_binary_null, string_len,
+    string_len_null, string_len_uniq, text_null,
+};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -26,7 +30,7 @@ fn index(table: &'static str, columns: &[&'static str]) -> IndexCreateStatement 
     for column in columns {
         stmt.col(*column);
     }
-    stmt.to_owned()
+    stmt.take()
 }
 
 #[async_trait::async_trait]

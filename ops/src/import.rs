@@ -6,7 +6,9 @@ use std::fmt;
 use std::path::Path;
 
 use anyhow::Context;
-use api::import::{ImportError, advance_sequence, insert_skipping_existing, parse_events, parse_urls, parse_users};
+use api::import::{
+    ImportError, advance_sequence, insert_skipping_existing, parse_events, parse_urls, parse_users,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, TransactionTrait};
 
@@ -20,7 +22,11 @@ pub struct Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "inserted: users {}, urls {}, events {}", self.users, self.urls, self.events)
+        write!(
+            f,
+            "inserted: users {}, urls {}, events {}",
+            self.users, self.urls, self.events
+        )
     }
 }
 

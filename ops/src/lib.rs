@@ -9,7 +9,12 @@ use clap::{Parser, Subcommand};
 #[command(name = "curtain-ops", version)]
 pub struct Cli {
     /// Database URL: `postgres://...` or `sqlite://path?mode=rwc`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://curtain.db?mode=rwc", global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://curtain.db?mode=rwc",
+        global = true
+    )]
     pub database_url: String,
 
     #[command(subcommand)]

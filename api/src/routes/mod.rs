@@ -75,8 +75,9 @@ impl std::ops::Deref for Api {
 }
 
 /// The whole HTTP surface: the OpenAPI operations plus the spec, Swagger UI and static assets.
-pub fn routes(state: Arc<AppState>) -> Route {
-    let service = api_service(&state);
+#[must_use]
+pub fn routes(state: &Arc<AppState>) -> Route {
+    let service = api_service(state);
     let spec = service.spec_endpoint();
     let docs = service.swagger_ui();
     Route::new()
@@ -113,10 +114,13 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = ApiResult<Option<T>>>,
 {
-    if let Some(raw) = state.cache.get(&key).await {
-        if let Ok(value) = serde_json::from_str(&raw) {
-            return Ok(Some((value, HIT)));
-        }
+    if let Some(value) = state
+        .cache
+        .get(&key)
+        .await
+        .and_then(|raw| serde_json::from_str(&raw).ok())
+    {
+        return Ok(Some((value, HIT)));
     }
     let generation = state.cache.generation().await;
     let Some(value) = load().await? else {

@@ -20,7 +20,10 @@ backend_test! {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(not(curtain_services), ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set")]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
 async fn a_write_on_one_instance_invalidates_the_other() {
     let a = TestApp::spawn(Backend::Postgres).await;
     let b = a.spawn_sibling().await;
@@ -34,7 +37,10 @@ async fn a_write_on_one_instance_invalidates_the_other() {
     assert_eq!(b.get(&format!("/r/{code}")).await.status(), 302);
 
     // a deactivates it: b must see the change at once, redirect included.
-    assert_eq!(a.put(&detail, &json!({"is_active": false})).await.status(), 200);
+    assert_eq!(
+        a.put(&detail, &json!({"is_active": false})).await.status(),
+        200
+    );
     let (_, cache, body) = parts(b.get(&detail).await).await;
     assert_eq!(cache.as_deref(), Some("MISS"));
     assert_eq!(body["is_active"], false);

@@ -11,8 +11,7 @@ use sea_orm::{ConnectionTrait, Database};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-pub const SERVICES_REASON: &str =
-    "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set";
+pub const SERVICES_REASON: &str = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -51,7 +50,8 @@ macro_rules! backend_test {
 }
 
 fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} must be set to run this test ({SERVICES_REASON})"))
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} must be set to run this test ({SERVICES_REASON})"))
 }
 
 /// Owns the per-test storage and removes it on drop.
@@ -70,16 +70,32 @@ impl Storage {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
-                let database_url = format!("sqlite://{}?mode=rwc", dir.path().join("curtain.db").display());
-                Arc::new(Self { database_url, redis_url: None, cache_prefix, pg_name: None, _dir: Some(dir) })
+                let database_url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("curtain.db").display()
+                );
+                Arc::new(Self {
+                    database_url,
+                    redis_url: None,
+                    cache_prefix,
+                    pg_name: None,
+                    _dir: Some(dir),
+                })
             }
             Backend::Postgres => {
                 let admin = env("CURTAIN_TEST_DATABASE_URL");
                 let name = format!("curtain_test_{id}");
-                let conn = Database::connect(&admin).await.expect("connect to CURTAIN_TEST_DATABASE_URL");
-                conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+                let conn = Database::connect(&admin)
+                    .await
+                    .expect("connect to CURTAIN_TEST_DATABASE_URL");
+                conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create test database");
                 conn.close().await.ok();
-                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
+                let base = admin
+                    .rsplit_once('/')
+                    .map_or(admin.as_str(), |(b, _)| b)
+                    .to_owned();
                 Arc::new(Self {
                     database_url: format!("{base}/{name}"),
                     redis_url: Some(env("CURTAIN_TEST_REDIS_URL")),
@@ -99,36 +115,41 @@ impl Drop for Storage {
         let prefix = self.cache_prefix.clone();
         // Async clean-up from a destructor: a thread with its own runtime.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async move {
-                if let Some(name) = pg {
-                    if let Ok(conn) = Database::connect(&env("CURTAIN_TEST_DATABASE_URL")).await {
-                        let _ = conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-                    }
+                if let Some(name) = pg
+                    && let Ok(conn) = Database::connect(&env("CURTAIN_TEST_DATABASE_URL")).await
+                {
+                    let _ = conn
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
                 }
-                if let Some(url) = redis {
-                    if let Ok(client) = redis::Client::open(url) {
-                        if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
-                            let mut cursor: u64 = 0;
-                            loop {
-                                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                                    .arg(cursor)
-                                    .arg("MATCH")
-                                    .arg(format!("{prefix}:*"))
-                                    .arg("COUNT")
-                                    .arg(1000)
-                                    .query_async(&mut conn)
-                                    .await
-                                    .unwrap_or((0, Vec::new()));
-                                if !keys.is_empty() {
-                                    let _: Result<i64, _> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
-                                }
-                                if next == 0 {
-                                    break;
-                                }
-                                cursor = next;
-                            }
+                if let Some(url) = redis
+                    && let Ok(client) = redis::Client::open(url)
+                    && let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                {
+                    let mut cursor: u64 = 0;
+                    loop {
+                        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                            .arg(cursor)
+                            .arg("MATCH")
+                            .arg(format!("{prefix}:*"))
+                            .arg("COUNT")
+                            .arg(1000)
+                            .query_async(&mut conn)
+                            .await
+                            .unwrap_or((0, Vec::new()));
+                        if !keys.is_empty() {
+                            let _: Result<i64, _> =
+                                redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
                         }
+                        if next == 0 {
+                            break;
+                        }
+                        cursor = next;
                     }
                 }
             });
@@ -150,10 +171,10 @@ pub struct TestApp {
 /// The configuration a test app gets: every default, then the test's storage.
 pub fn test_config(storage: &Storage) -> Config {
     let mut config = Config::parse_from(["curtain-api"]);
-    config.database_url = storage.database_url.clone();
+    config.database_url.clone_from(&storage.database_url);
     config.database_max_connections = 5;
-    config.cache_redis_url = storage.redis_url.clone();
-    config.cache_prefix = storage.cache_prefix.clone();
+    config.cache_redis_url.clone_from(&storage.redis_url);
+    config.cache_prefix.clone_from(&storage.cache_prefix);
     config.public_base_url = None;
     config.enable_incident_debug_routes = false;
     config.instance = Some("test".into());
@@ -175,13 +196,25 @@ impl TestApp {
         Self::spawn_on(self.backend, self.storage.clone(), |_| {}).await
     }
 
-    async fn spawn_on(backend: Backend, storage: Arc<Storage>, tweak: impl FnOnce(&mut Config)) -> Self {
+    async fn spawn_on(
+        backend: Backend,
+        storage: Arc<Storage>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = test_config(&storage);
         tweak(&mut config);
         let app = App::build(&config).await.expect("build app");
         let state = app.state.clone();
-        let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.expect("bind");
-        let address = format!("http://{}", acceptor.local_addr()[0].as_socket_addr().expect("tcp address"));
+        let acceptor = TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .expect("bind");
+        let address = format!(
+            "http://{}",
+            acceptor.local_addr()[0]
+                .as_socket_addr()
+                .expect("tcp address")
+        );
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             api::serve(app, acceptor, async {
@@ -190,8 +223,19 @@ impl TestApp {
             .await
             .expect("server");
         });
-        let client = Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        Self { address, client, state, backend, storage, shutdown: Some(tx), server: Some(server) }
+        let client = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Self {
+            address,
+            client,
+            state,
+            backend,
+            storage,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -223,7 +267,13 @@ impl TestApp {
     }
 
     /// Sends a raw body with a content type.
-    pub async fn send_raw(&self, method: Method, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Response {
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
         self.client
             .request(method, self.url(path))
             .header("content-type", content_type)
@@ -240,14 +290,24 @@ impl TestApp {
 
     /// Creates a user and returns its JSON.
     pub async fn create_user(&self, username: &str, email: &str) -> Value {
-        let resp = self.post("/users", &serde_json::json!({ "username": username, "email": email })).await;
+        let resp = self
+            .post(
+                "/users",
+                &serde_json::json!({ "username": username, "email": email }),
+            )
+            .await;
         assert_eq!(resp.status(), 201, "creating user {username}");
         resp.json().await.expect("json")
     }
 
     /// Creates a link and returns its JSON.
     pub async fn create_url(&self, original_url: &str) -> Value {
-        let resp = self.post("/urls", &serde_json::json!({ "original_url": original_url })).await;
+        let resp = self
+            .post(
+                "/urls",
+                &serde_json::json!({ "original_url": original_url }),
+            )
+            .await;
         assert_eq!(resp.status(), 201, "creating url {original_url}");
         resp.json().await.expect("json")
     }
@@ -274,8 +334,15 @@ impl Drop for TestApp {
 /// Reads a response as (status, X-Cache, JSON body).
 pub async fn parts(resp: Response) -> (u16, Option<String>, Value) {
     let status = resp.status().as_u16();
-    let cache = resp.headers().get("x-cache").map(|v| v.to_str().unwrap_or_default().to_owned());
+    let cache = resp
+        .headers()
+        .get("x-cache")
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
     let text = resp.text().await.expect("body");
-    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
     (status, cache, body)
 }

@@ -6,4 +6,6 @@
 mod helpers;
 
 mod cache;
+mod migrations;
+mod openapi;
 mod smoke;

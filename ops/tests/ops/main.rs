@@ -1,0 +1,145 @@
+//! `curtain-ops import` on SQLite and PostgreSQL with small fixtures in the seed's format.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use entity::prelude::{Event, Url, User};
+use ops::import::{Report, import_dir};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, Database, DatabaseConnection, EntityTrait,
+    PaginatorTrait,
+};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// A fresh database: a SQLite file, or a PostgreSQL database created for this test.
+async fn fresh_db(postgres: bool) -> (DatabaseConnection, Option<tempfile::TempDir>) {
+    fresh_db_named(postgres).await.0
+}
+
+async fn fresh_db_named(
+    postgres: bool,
+) -> (
+    (DatabaseConnection, Option<tempfile::TempDir>),
+    Option<String>,
+) {
+    if postgres {
+        let admin = std::env::var("CURTAIN_TEST_DATABASE_URL").expect("CURTAIN_TEST_DATABASE_URL");
+        let name = format!("curtain_ops_{}", uuid_like());
+        let conn = Database::connect(&admin).await.unwrap();
+        conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let base = admin.rsplit_once('/').unwrap().0;
+        (
+            (
+                api::state::connect_db(&format!("{base}/{name}"), 2)
+                    .await
+                    .unwrap(),
+                None,
+            ),
+            Some(name),
+        )
+    } else {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("ops.db").display());
+        (
+            (api::state::connect_db(&url, 1).await.unwrap(), Some(dir)),
+            None,
+        )
+    }
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{nanos:x}{}", std::process::id())
+}
+
+async fn import_twice_then_create(postgres: bool) {
+    let ((db, _dir), pg_name) = fresh_db_named(postgres).await;
+    let first = import_dir(&db, &fixtures(), false).await.unwrap();
+    assert_eq!(
+        first,
+        Report {
+            users: 3,
+            urls: 3,
+            events: 4
+        }
+    );
+    let second = import_dir(&db, &fixtures(), false).await.unwrap();
+    assert_eq!(second, Report::default(), "a second import inserts nothing");
+    assert_eq!(User::find().count(&db).await.unwrap(), 3);
+    assert_eq!(Url::find().count(&db).await.unwrap(), 3);
+    assert_eq!(Event::find().count(&db).await.unwrap(), 4);
+    let link = Url::find_by_id(5).one(&db).await.unwrap().unwrap();
+    assert_eq!(link.original_url, "https://example.org/パス");
+    assert_eq!(link.user_id, None);
+    let inactive = Url::find_by_id(2).one(&db).await.unwrap().unwrap();
+    assert!(!inactive.is_active);
+    assert_eq!(inactive.title, None);
+
+    // Sequences were advanced past the imported ids: a new row gets the next id.
+    let user = entity::user::ActiveModel {
+        username: Set("new".into()),
+        email: Set("new@x.io".into()),
+        created_at: Set(api::models::now()),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    assert_eq!(user.id, 4);
+    db.close().await.unwrap();
+    if let Some(name) = pg_name {
+        let admin = Database::connect(std::env::var("CURTAIN_TEST_DATABASE_URL").unwrap())
+            .await
+            .unwrap();
+        admin
+            .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn import_is_idempotent_and_advances_ids_on_sqlite() {
+    import_twice_then_create(false).await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn import_is_idempotent_and_advances_ids_on_postgres() {
+    import_twice_then_create(true).await;
+}
+
+#[tokio::test]
+async fn a_bad_row_names_file_and_line_and_inserts_nothing() {
+    let (db, dir) = fresh_db(false).await;
+    let folder = dir.as_ref().unwrap().path().join("bad");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(
+        folder.join("users.csv"),
+        "id,username,email,created_at\n1,a,a@x.io,2025-01-01 00:00:00\n2,b,b@x.io,not-a-date\n",
+    )
+    .unwrap();
+    let err = import_dir(&db, &folder, false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("users.csv"), "{err}");
+    assert!(
+        err.contains("CSV row 3: invalid created_at 'not-a-date'"),
+        "{err}"
+    );
+    assert_eq!(User::find().count(&db).await.unwrap(), 0);
+}
