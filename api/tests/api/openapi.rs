@@ -55,7 +55,7 @@ async fn every_operation_is_documented_with_its_error_statuses() {
     assert!(spec["paths"]["/urls"]["post"]["responses"]["400"].is_object());
     assert!(spec["paths"]["/users"]["post"]["responses"]["422"].is_object());
     assert!(
-        spec["paths"]["/r/{short_code}"]["get"]["responses"]["302"]["headers"]["Location"]
+        spec["paths"]["/r/{short_code}"]["get"]["responses"]["302"]["headers"]["LOCATION"]
             .is_object()
     );
 }
