@@ -1,82 +1,116 @@
-//! Click capture: every redirect becomes one click with an id given at the edge, recorded
-//! later as one `redirect` event. The api never writes clicks on the request path: it hands
-//! them to a [`ClickRecorder`], whose writer task inserts them in multi-row batches with
-//! `ON CONFLICT (click_id) DO NOTHING`, so a retried batch never counts a click twice.
+//! Click capture: every redirect becomes one [`Click`] with an id given at the edge, handed to
+//! the click pipeline without touching the database on the request path.
 //!
-//! Clicks of links deleted before their batch is written are dropped and counted. A failing
-//! database keeps the batch and retries it with back-off; clicks keep queueing in memory up to
-//! [`QUEUE_CAPACITY`], beyond which they are counted as lost (never silently).
+//! Two pipelines, one interface:
+//! - **queue** (`REDIS_URL` set): clicks are grouped into [`ClickBatch`]es by a single batching
+//!   task and enqueued on the apalis-redis click queue for `curtain-worker`. Batching is
+//!   group-commit: whatever arrived while the previous push was in flight goes in the next one,
+//!   so batches grow with load and add no fixed delay. With `CLICK_DURABILITY=ack` (default) a
+//!   redirect is answered only once its click is in Redis or, if the queue is unreachable, in
+//!   the durable spool ([`crate::spool`]), from which it is delivered later. With `fast` the
+//!   redirect does not wait; a crash loses at most the clicks of the batch being formed.
+//! - **embedded** (no `REDIS_URL`): the same batches are ingested in process with the same code
+//!   as the worker ([`storage::ingest::ingest`]).
+//!
+//! Nothing is dropped silently: a full in-memory queue is counted as lost in a metric and logged.
 
-use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::NaiveDateTime;
-use entity::{event, url};
+use jobs::{Click, ClickBatch, ClickQueue};
 use prometheus::IntCounter;
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
-};
+use sea_orm::DatabaseConnection;
+use storage::cache::Cache;
+use storage::counters::Counters;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::cache::Cache;
+use crate::spool::Spool;
 
-const QUEUE_CAPACITY: usize = 100_000;
-const BATCH_MAX: usize = 1_000;
-const FLUSH_EVERY: Duration = Duration::from_millis(50);
+const CHANNEL_CAPACITY: usize = 100_000;
+/// Clicks per job at most.
+pub const BATCH_MAX: usize = 2_000;
+/// How long a redirect waits for its click to be durable before answering anyway.
+const ACK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// One redirect served.
-#[derive(Debug, Clone)]
-pub struct Click {
-    pub click_id: String,
-    pub url_id: i64,
-    pub short_code: String,
-    pub at: NaiveDateTime,
-    pub visitor_hash: String,
-    pub user_agent: Option<String>,
-    pub referrer: Option<String>,
-}
-
-enum Msg {
-    Click(Click),
-    Flush(oneshot::Sender<()>),
+/// When a redirect is answered relative to its click's durability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// The 302 is sent once the click is in the queue's storage (or the durable spool).
+    Ack,
+    /// Fire and forget: the 302 does not wait for the click.
+    Fast,
 }
 
 /// Counters of the click path.
 #[derive(Clone)]
 pub struct ClickMetrics {
     pub recorded: IntCounter,
+    pub enqueued: IntCounter,
+    pub spooled: IntCounter,
     pub dropped_deleted: IntCounter,
     pub lost_overflow: IntCounter,
+}
+
+enum Msg {
+    Click(Box<Click>, Option<oneshot::Sender<()>>),
+    Flush(oneshot::Sender<()>),
 }
 
 #[derive(Clone)]
 pub struct ClickRecorder {
     tx: mpsc::Sender<Msg>,
+    durability: Durability,
     metrics: ClickMetrics,
 }
 
-impl ClickRecorder {
-    /// Starts the writer task.
-    pub fn start(
+/// Where batches go.
+pub enum Sink {
+    Embedded {
         db: DatabaseConnection,
-        cache: std::sync::Arc<Cache>,
-        metrics: ClickMetrics,
-    ) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(writer(rx, db, cache, metrics.clone()));
-        Self { tx, metrics }
-    }
+        counters: Arc<Counters>,
+        cache: Arc<Cache>,
+    },
+    Queue {
+        queue: Arc<ClickQueue>,
+        spool: Arc<Spool>,
+    },
+}
 
-    /// Queues a click without waiting.
-    pub fn record(&self, click: Click) {
-        if self.tx.try_send(Msg::Click(click)).is_err() {
-            self.metrics.lost_overflow.inc();
-            tracing::error!("click queue full: click lost");
+impl ClickRecorder {
+    /// Starts the batching task for `sink`.
+    pub fn start(sink: Sink, durability: Durability, metrics: ClickMetrics) -> Self {
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        tokio::spawn(batcher(rx, sink, metrics.clone()));
+        Self {
+            tx,
+            durability,
+            metrics,
         }
     }
 
-    /// Waits until every click queued before this call is written.
+    /// Records a click; with `ack` durability, returns once it is durable.
+    pub async fn record(&self, click: Click) {
+        let (done, wait) = match self.durability {
+            Durability::Ack => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
+            }
+            Durability::Fast => (None, None),
+        };
+        if self.tx.try_send(Msg::Click(Box::new(click), done)).is_err() {
+            self.metrics.lost_overflow.inc();
+            tracing::error!("click queue full: click lost");
+            return;
+        }
+        if let Some(wait) = wait {
+            if tokio::time::timeout(ACK_TIMEOUT, wait).await.is_err() {
+                tracing::warn!("click not durable within {ACK_TIMEOUT:?}; answering anyway");
+            }
+        }
+    }
+
+    /// Waits until every click recorded before this call has been handed on: ingested
+    /// (embedded) or enqueued/spooled (queue).
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Msg::Flush(done)).await.is_ok() {
@@ -85,52 +119,31 @@ impl ClickRecorder {
     }
 }
 
-async fn writer(
-    mut rx: mpsc::Receiver<Msg>,
-    db: DatabaseConnection,
-    cache: std::sync::Arc<Cache>,
-    metrics: ClickMetrics,
-) {
-    let mut batch: Vec<Click> = Vec::with_capacity(BATCH_MAX);
+async fn batcher(mut rx: mpsc::Receiver<Msg>, sink: Sink, metrics: ClickMetrics) {
+    let mut clicks = Vec::with_capacity(BATCH_MAX);
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
-        let deadline = tokio::time::Instant::now() + FLUSH_EVERY;
-        let mut msg = Some(first);
-        loop {
-            match msg.take() {
-                Some(Msg::Click(c)) => batch.push(c),
-                Some(Msg::Flush(w)) => {
-                    waiters.push(w);
+        let mut next = Some(first);
+        // Group commit: take what is already waiting, without waiting for more.
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Click(click, done) => {
+                    clicks.push(*click);
+                    waiters.extend(done);
+                }
+                Msg::Flush(done) => {
+                    waiters.push(done);
                     break;
                 }
-                None => {}
             }
-            if batch.len() >= BATCH_MAX {
+            if clicks.len() >= BATCH_MAX {
                 break;
             }
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(m)) => msg = Some(m),
-                Ok(None) | Err(_) => break,
-            }
+            next = rx.try_recv().ok();
         }
-        let mut backoff = Duration::from_millis(100);
-        while !batch.is_empty() {
-            match write_batch(&db, &batch).await {
-                Ok((written, dropped)) => {
-                    metrics.recorded.inc_by(written);
-                    metrics.dropped_deleted.inc_by(dropped);
-                    let mut ids: Vec<i64> = batch.iter().map(|c| c.url_id).collect();
-                    ids.sort_unstable();
-                    ids.dedup();
-                    cache.invalidate_analytics(&ids).await;
-                    batch.clear();
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, clicks = batch.len(), "click batch failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
+        if !clicks.is_empty() {
+            let batch = ClickBatch::new(std::mem::take(&mut clicks));
+            deliver(&sink, batch, &metrics).await;
         }
         for w in waiters.drain(..) {
             let _ = w.send(());
@@ -138,50 +151,47 @@ async fn writer(
     }
 }
 
-/// Inserts the clicks of links that still exist; returns (inserted, dropped as deleted).
-async fn write_batch(
-    db: &DatabaseConnection,
-    batch: &[Click],
-) -> Result<(u64, u64), sea_orm::DbErr> {
-    let mut ids: Vec<i64> = batch.iter().map(|c| c.url_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let live: HashSet<i64> = url::Entity::find()
-        .select_only()
-        .column(url::Column::Id)
-        .filter(url::Column::Id.is_in(ids))
-        .into_tuple()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect();
-    let rows: Vec<event::ActiveModel> = batch
-        .iter()
-        .filter(|c| live.contains(&c.url_id))
-        .map(|c| event::ActiveModel {
-            url_id: Set(Some(c.url_id)),
-            user_id: Set(None),
-            event_type: Set("redirect".to_owned()),
-            timestamp: Set(c.at),
-            details: Set(Some(serde_json::json!({ "short_code": c.short_code }))),
-            click_id: Set(Some(c.click_id.clone())),
-            visitor_hash: Set(Some(c.visitor_hash.clone())),
-            user_agent: Set(c.user_agent.clone()),
-            referrer: Set(c.referrer.clone()),
-            ..Default::default()
-        })
-        .collect();
-    let dropped = (batch.len() - rows.len()) as u64;
-    if rows.is_empty() {
-        return Ok((0, dropped));
+/// Hands a batch to its sink; never gives up on it.
+async fn deliver(sink: &Sink, batch: ClickBatch, metrics: &ClickMetrics) {
+    let n = batch.clicks.len() as u64;
+    match sink {
+        Sink::Queue { queue, spool } => match queue.push(batch.clone()).await {
+            Ok(()) => metrics.enqueued.inc_by(n),
+            Err(e) => {
+                tracing::warn!(error = %e, clicks = n, "click queue unreachable; spooling batch");
+                spool_until_stored(spool, &batch).await;
+                metrics.spooled.inc_by(n);
+            }
+        },
+        Sink::Embedded {
+            db,
+            counters,
+            cache,
+        } => {
+            let mut backoff = Duration::from_millis(50);
+            loop {
+                match storage::ingest::ingest(db, counters, cache, &batch).await {
+                    Ok(report) => {
+                        metrics.recorded.inc_by(report.inserted);
+                        metrics.dropped_deleted.inc_by(report.dropped_deleted);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, clicks = n, "click ingestion failed; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                    }
+                }
+            }
+        }
     }
-    let result = event::Entity::insert_many(rows)
-        .on_conflict(
-            OnConflict::column(event::Column::ClickId)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(db)
-        .await?;
-    Ok((result, dropped))
+}
+
+async fn spool_until_stored(spool: &Spool, batch: &ClickBatch) {
+    let mut backoff = Duration::from_millis(50);
+    while let Err(e) = spool.store(batch).await {
+        tracing::error!(error = %e, "cannot write the click spool; retrying");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
 }

@@ -27,6 +27,29 @@ pub struct Config {
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     pub database_max_connections: u32,
 
+    /// Redis URL of the job queue. Set: clicks are enqueued for `curtain-worker`. Unset: the
+    /// embedded default ingests clicks in process.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Redis shards of the real-time click counters, `host:port,...` (ids `shard0..N` in this
+    /// order). Unset: the `REDIS_URL` instance alone, or in process without `REDIS_URL`.
+    #[arg(long, env = "REDIS_SHARDS", value_delimiter = ',')]
+    pub redis_shards: Vec<String>,
+
+    /// `ack`: a redirect is answered once its click is durably queued (or spooled). `fast`:
+    /// answered at once; a crash loses the clicks of the batch being formed.
+    #[arg(long, env = "CLICK_DURABILITY", value_enum, default_value = "ack")]
+    pub click_durability: crate::clicks::Durability,
+
+    /// Name of the click queue (curtain-worker must use the same).
+    #[arg(long, env = "CLICK_QUEUE", default_value = jobs::RecordClicks::QUEUE)]
+    pub click_queue: String,
+
+    /// Folder of the durable click spool (used while the queue is unreachable).
+    #[arg(long, env = "CLICK_SPOOL_DIR", default_value = "click-spool")]
+    pub click_spool_dir: std::path::PathBuf,
+
     /// Redis URL for the shared read-through cache. Unset: an in-process cache.
     #[arg(long, env = "CACHE_REDIS_URL")]
     pub cache_redis_url: Option<String>,

@@ -4,7 +4,6 @@
 //! an ephemeral port with [`serve`].
 
 pub mod body;
-pub mod cache;
 pub mod clicks;
 pub mod config;
 pub mod error;
@@ -14,6 +13,7 @@ pub mod metrics;
 pub mod models;
 pub mod routes;
 pub mod short_code;
+pub mod spool;
 pub mod state;
 pub mod target_url;
 
@@ -26,6 +26,7 @@ use poem::{EndpointExt, IntoEndpoint, Server};
 
 pub use config::Config;
 pub use state::AppState;
+pub use storage::cache;
 
 /// A built application: state plus routes.
 pub struct App {

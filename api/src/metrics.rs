@@ -72,7 +72,17 @@ impl Metrics {
             recorded: counter(
                 &registry,
                 "curtain_clicks_recorded_total",
-                "Clicks written as redirect events.",
+                "Clicks written as redirect events in process (embedded default).",
+            ),
+            enqueued: counter(
+                &registry,
+                "curtain_clicks_enqueued_total",
+                "Clicks enqueued for curtain-worker.",
+            ),
+            spooled: counter(
+                &registry,
+                "curtain_clicks_spooled_total",
+                "Clicks written to the durable spool because the queue was unreachable.",
             ),
             dropped_deleted: counter(
                 &registry,

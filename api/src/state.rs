@@ -4,18 +4,25 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
+};
 
-use crate::cache::Cache;
-use crate::clicks::ClickRecorder;
+use jobs::ClickQueue;
+use storage::cache::Cache;
+use storage::counters::Counters;
+
+use crate::clicks::{ClickRecorder, Sink};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::short_code::CodeGenerator;
+use crate::spool::Spool;
 
 pub struct AppState {
     pub db: DatabaseConnection,
     pub cache: Arc<Cache>,
     pub clicks: ClickRecorder,
+    pub counters: Arc<Counters>,
     pub codes: CodeGenerator,
     pub metrics: Metrics,
     pub templates: tera::Tera,
@@ -40,9 +47,21 @@ pub async fn connect_db(url: &str, max_connections: u32) -> anyhow::Result<Datab
         )
         .await?;
     }
-    Migrator::up(&db, None)
-        .await
-        .context("running migrations")?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        // Several processes (api replicas, workers) may start at once: serialise migrations
+        // with a transaction-scoped advisory lock held while they run.
+        let lock = db.begin().await?;
+        lock.execute_unprepared("SELECT pg_advisory_xact_lock(7261616)")
+            .await?;
+        Migrator::up(&db, None)
+            .await
+            .context("running migrations")?;
+        lock.commit().await?;
+    } else {
+        Migrator::up(&db, None)
+            .await
+            .context("running migrations")?;
+    }
     Ok(db)
 }
 
@@ -52,6 +71,20 @@ pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
         _ => url.to_owned(),
+    }
+}
+
+/// The real-time counters: `REDIS_SHARDS`, else the queue's Redis as one shard, else in process.
+pub fn counters_for(config: &Config) -> anyhow::Result<Counters> {
+    let shards = if config.redis_shards.is_empty() {
+        config.redis_url.iter().cloned().collect()
+    } else {
+        config.redis_shards.clone()
+    };
+    if shards.is_empty() {
+        Ok(Counters::memory())
+    } else {
+        Counters::sharded(&shards, &config.cache_prefix).context("REDIS_SHARDS")
     }
 }
 
@@ -65,7 +98,26 @@ impl AppState {
         });
         let instance = config.instance_name();
         let metrics = Metrics::new(&instance);
-        let clicks = ClickRecorder::start(db.clone(), cache.clone(), metrics.clicks.clone());
+        let counters = Arc::new(counters_for(config)?);
+        let sink = match &config.redis_url {
+            Some(url) => {
+                let queue = Arc::new(
+                    ClickQueue::connect(url, Some(&config.click_queue))
+                        .await
+                        .context("REDIS_URL (click queue)")?,
+                );
+                let spool =
+                    Arc::new(Spool::open(&config.click_spool_dir).context("CLICK_SPOOL_DIR")?);
+                spool.spawn_drainer(queue.clone());
+                Sink::Queue { queue, spool }
+            }
+            None => Sink::Embedded {
+                db: db.clone(),
+                counters: counters.clone(),
+                cache: cache.clone(),
+            },
+        };
+        let clicks = ClickRecorder::start(sink, config.click_durability, metrics.clicks.clone());
         let visitor_salt = config
             .visitor_hash_salt
             .clone()
@@ -74,6 +126,7 @@ impl AppState {
             db,
             cache,
             clicks,
+            counters,
             codes: CodeGenerator::new(&config.short_code_secret),
             metrics,
             templates: crate::routes::ui::templates()?,

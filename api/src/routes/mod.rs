@@ -3,6 +3,7 @@
 pub mod analytics;
 pub mod bulk;
 pub mod events;
+pub mod realtime;
 pub mod redirects;
 pub mod system;
 pub mod ui;
@@ -48,6 +49,7 @@ pub fn api_service(state: &Arc<AppState>) -> OpenApiService<impl poem_openapi::O
             bulk::BulkApi(s()),
             urls::UrlsApi(s()),
             analytics::AnalyticsApi(s()),
+            realtime::RealtimeApi(s()),
             redirects::RedirectsApi(s()),
             events::EventsApi(s()),
             system::SystemApi(s()),

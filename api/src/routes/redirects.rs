@@ -18,12 +18,12 @@ use serde::{Deserialize, Serialize};
 use super::urls::NOT_FOUND;
 use super::{Api, Tag, read_through};
 use crate::cache::CacheKey;
-use crate::clicks::Click;
 use crate::error::{ApiError, ApiResult};
 use crate::models::now;
 use crate::short_code::ShortCode;
 use crate::state::AppState;
 use crate::target_url::to_location;
+use jobs::Click;
 
 pub struct RedirectsApi(pub Api);
 
@@ -114,15 +114,18 @@ async fn redirect(state: &AppState, raw: &str, req: &Request) -> ApiResult<Redir
     )
     .await?
     .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
-    state.clicks.record(Click {
-        click_id: uuid::Uuid::new_v4().to_string(),
-        url_id: target.id,
-        short_code: code.as_str().to_owned(),
-        at: now(),
-        visitor_hash: visitor_hash(state, client_ip(state, req)),
-        user_agent: header(req, "user-agent"),
-        referrer: header(req, "referer"),
-    });
+    state
+        .clicks
+        .record(Click {
+            click_id: uuid::Uuid::new_v4().to_string(),
+            url_id: target.id,
+            short_code: code.as_str().to_owned(),
+            at: now(),
+            visitor_hash: visitor_hash(state, client_ip(state, req)),
+            user_agent: header(req, "user-agent"),
+            referrer: header(req, "referer"),
+        })
+        .await;
     Ok(Redirect::Found(
         Html(body(&target.location)),
         target.location,

@@ -8,15 +8,34 @@ use crate::backend_test;
 use crate::helpers::{TestApp, parts};
 
 async fn upload(app: &TestApp, form: Form) -> (u16, Option<String>, Value) {
-    parts(app.client.post(app.url("/users/bulk")).multipart(form).send().await.unwrap()).await
+    parts(
+        app.client
+            .post(app.url("/users/bulk"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
 }
 
 fn csv_form(data: impl Into<Vec<u8>>) -> Form {
-    Form::new().part("file", Part::bytes(data.into()).file_name("users.csv").mime_str("text/csv").unwrap())
+    Form::new().part(
+        "file",
+        Part::bytes(data.into())
+            .file_name("users.csv")
+            .mime_str("text/csv")
+            .unwrap(),
+    )
 }
 
 async fn user_count(app: &TestApp) -> usize {
-    parts(app.get("/users").await).await.2.as_array().unwrap().len()
+    parts(app.get("/users").await)
+        .await
+        .2
+        .as_array()
+        .unwrap()
+        .len()
 }
 
 backend_test! {

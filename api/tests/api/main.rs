@@ -5,7 +5,16 @@
 
 mod helpers;
 
+mod analytics;
+mod bulk;
 mod cache;
+mod events;
+mod hostile;
 mod migrations;
 mod openapi;
+mod redirects;
 mod smoke;
+mod system;
+mod ui;
+mod urls;
+mod users;

@@ -1,0 +1,12 @@
+//! The contract between `curtain-api` and `curtain-worker`: job payloads, queue names and the
+//! enqueue client, plus the queue maintenance that apalis-redis 1.0 lacks.
+//!
+//! Rules: every job has stable `NAME`/`QUEUE` constants (never a Rust type path); payloads are
+//! JSON and carry their own identity (`batch_id`, `click_id`) so handlers are idempotent under
+//! at-least-once delivery.
+
+pub mod click;
+pub mod queue;
+
+pub use click::{Click, ClickBatch, RecordClicks};
+pub use queue::{ClickQueue, QueueDepth, QueueError};

@@ -1,0 +1,539 @@
+//! Real-time click counters per short code: a total, hourly buckets (UTC hour, kept 72 h) and
+//! unique visitors. In production they live on Redis shards chosen by the [`HashRing`]; in the
+//! embedded default, in process.
+//!
+//! Applying a batch is idempotent: a marker keyed by the batch id and the owning shard is set in
+//! the same Lua script as the increments, and markers on every other shard are checked first,
+//! so a retried or re-delivered batch never counts twice, even across a failover. A failing
+//! shard is skipped for a second and its keys go clockwise to the next shard; reads fan out to
+//! every shard and add up (uniques are the union of the shards' HyperLogLogs), so counters
+//! written during a failover are still found.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use jobs::Click;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::ring::HashRing;
+
+/// Hourly buckets kept and shown.
+pub const HOURS: i64 = 72;
+const MARKER_TTL_SECS: u64 = 7 * 24 * 3600;
+const SHARD_TIMEOUT: Duration = Duration::from_millis(500);
+const SHARD_BACKOFF: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CounterError {
+    #[error("no click-counter shard is reachable")]
+    NoShard,
+    #[error("counter shard {0}: {1}")]
+    Redis(usize, redis::RedisError),
+}
+
+/// The counters of one short code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Realtime {
+    pub total: u64,
+    pub unique_visitors: u64,
+    /// The last [`HOURS`] UTC hours, oldest first: (hour start, clicks).
+    pub hourly: Vec<(NaiveDateTime, u64)>,
+    /// Shards that could not be read (their counts are missing).
+    pub unavailable_shards: usize,
+}
+
+/// Hours since the epoch of a timestamp.
+fn hour_of(t: NaiveDateTime) -> i64 {
+    t.and_utc().timestamp().div_euclid(3600)
+}
+
+fn hour_start(hour: i64) -> NaiveDateTime {
+    DateTime::<Utc>::from_timestamp(hour * 3600, 0)
+        .map_or_else(NaiveDateTime::default, |d| d.naive_utc())
+}
+
+/// Shard failure and failover counts, for metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ShardStats {
+    pub failures: u64,
+    pub failovers: u64,
+}
+
+pub enum Counters {
+    Memory(MemoryCounters),
+    Sharded(ShardedCounters),
+}
+
+impl Counters {
+    #[must_use]
+    pub fn memory() -> Self {
+        Self::Memory(MemoryCounters::default())
+    }
+
+    /// Redis shards at `host:port` (or `redis://` URLs), keys under `prefix`.
+    pub fn sharded(shards: &[String], prefix: &str) -> Result<Self, redis::RedisError> {
+        Ok(Self::Sharded(ShardedCounters::new(shards, prefix)?))
+    }
+
+    /// Counts a batch once, whatever how often it is applied.
+    pub async fn apply(&self, batch_id: &str, clicks: &[Click]) -> Result<(), CounterError> {
+        match self {
+            Self::Memory(m) => {
+                m.apply(batch_id, clicks);
+                Ok(())
+            }
+            Self::Sharded(s) => s.apply(batch_id, clicks).await,
+        }
+    }
+
+    /// The counters of `code` as of `now`.
+    pub async fn read(&self, code: &str, now: NaiveDateTime) -> Realtime {
+        match self {
+            Self::Memory(m) => m.read(code, now),
+            Self::Sharded(s) => s.read(code, now).await,
+        }
+    }
+
+    /// Forgets a code's counters (its link was deleted).
+    pub async fn forget(&self, code: &str) {
+        match self {
+            Self::Memory(m) => m.forget(code),
+            Self::Sharded(s) => s.forget(code).await,
+        }
+    }
+
+    #[must_use]
+    pub fn stats(&self) -> ShardStats {
+        match self {
+            Self::Memory(_) => ShardStats::default(),
+            Self::Sharded(s) => *s
+                .stats
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        }
+    }
+}
+
+#[derive(Default)]
+struct CodeCounters {
+    total: u64,
+    hours: BTreeMap<i64, u64>,
+    visitors: HashSet<String>,
+}
+
+/// In-process counters (embedded default). Uniques are exact.
+#[derive(Default)]
+pub struct MemoryCounters {
+    inner: Mutex<(
+        HashMap<String, CodeCounters>,
+        HashSet<String>,
+        VecDeque<String>,
+    )>,
+}
+
+const MEMORY_BATCH_MEMORY: usize = 100_000;
+
+impl MemoryCounters {
+    fn apply(&self, batch_id: &str, clicks: &[Click]) {
+        let mut guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (codes, applied, order) = &mut *guard;
+        if !applied.insert(batch_id.to_owned()) {
+            return;
+        }
+        order.push_back(batch_id.to_owned());
+        if order.len() > MEMORY_BATCH_MEMORY {
+            if let Some(old) = order.pop_front() {
+                applied.remove(&old);
+            }
+        }
+        for click in clicks {
+            let c = codes.entry(click.short_code.clone()).or_default();
+            c.total += 1;
+            *c.hours.entry(hour_of(click.at)).or_default() += 1;
+            c.visitors.insert(click.visitor_hash.clone());
+        }
+    }
+
+    fn read(&self, code: &str, now: NaiveDateTime) -> Realtime {
+        let guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let current = hour_of(now);
+        let c = guard.0.get(code);
+        let hourly = (current - HOURS + 1..=current)
+            .map(|h| {
+                (
+                    hour_start(h),
+                    c.and_then(|c| c.hours.get(&h)).copied().unwrap_or(0),
+                )
+            })
+            .collect();
+        Realtime {
+            total: c.map_or(0, |c| c.total),
+            unique_visitors: c.map_or(0, |c| c.visitors.len() as u64),
+            hourly,
+            unavailable_shards: 0,
+        }
+    }
+
+    fn forget(&self, code: &str) {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0
+            .remove(code);
+    }
+}
+
+struct Shard {
+    client: redis::Client,
+    conn: tokio::sync::Mutex<Option<ConnectionManager>>,
+    down_until: Mutex<Option<Instant>>,
+}
+
+/// Counters on Redis shards.
+pub struct ShardedCounters {
+    shards: Vec<Shard>,
+    ring: HashRing,
+    prefix: String,
+    apply_script: redis::Script,
+    stats: Mutex<ShardStats>,
+}
+
+/// KEYS: none (non-cluster). ARGV[1] key prefix, ARGV[2] marker key, ARGV[3] marker ttl,
+/// then groups of: code, hour, expire-at, count, n, visitor hashes x n.
+const APPLY: &str = r"
+if not redis.call('SET', ARGV[2], '1', 'NX', 'EX', tonumber(ARGV[3])) then
+  return 0
+end
+local p = ARGV[1]
+local i = 4
+while i <= #ARGV do
+  local code, hour, expire_at, count, n = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), tonumber(ARGV[i+3]), tonumber(ARGV[i+4])
+  redis.call('INCRBY', p .. code .. ':total', count)
+  local hk = p .. code .. ':h:' .. hour
+  redis.call('INCRBY', hk, count)
+  redis.call('EXPIREAT', hk, expire_at)
+  if n > 0 then
+    redis.call('PFADD', p .. code .. ':uv', unpack(ARGV, i + 5, i + 4 + n))
+  end
+  i = i + 5 + n
+end
+return 1
+";
+
+fn shard_url(addr: &str) -> String {
+    if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("redis://{addr}/")
+    }
+}
+
+impl ShardedCounters {
+    fn new(addrs: &[String], prefix: &str) -> Result<Self, redis::RedisError> {
+        let shards = addrs
+            .iter()
+            .map(|a| {
+                Ok(Shard {
+                    client: redis::Client::open(shard_url(a))?,
+                    conn: tokio::sync::Mutex::new(None),
+                    down_until: Mutex::new(None),
+                })
+            })
+            .collect::<Result<Vec<_>, redis::RedisError>>()?;
+        Ok(Self {
+            ring: HashRing::new(shards.len()),
+            shards,
+            prefix: format!("{prefix}:ctr:"),
+            apply_script: redis::Script::new(APPLY),
+            stats: Mutex::new(ShardStats::default()),
+        })
+    }
+
+    fn record(&self, f: impl FnOnce(&mut ShardStats)) {
+        f(&mut self
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
+    }
+
+    /// A connection to shard `i`, or `None` while it is failing.
+    async fn conn(&self, i: usize) -> Option<ConnectionManager> {
+        let shard = &self.shards[i];
+        if let Some(until) = *shard
+            .down_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            if Instant::now() < until {
+                return None;
+            }
+        }
+        let mut guard = shard.conn.lock().await;
+        if let Some(conn) = guard.as_ref() {
+            return Some(conn.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(SHARD_TIMEOUT))
+            .set_response_timeout(Some(SHARD_TIMEOUT))
+            .set_number_of_retries(0);
+        match tokio::time::timeout(
+            SHARD_TIMEOUT * 2,
+            shard.client.get_connection_manager_with_config(config),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => {
+                *guard = Some(conn.clone());
+                Some(conn)
+            }
+            _ => {
+                drop(guard);
+                self.mark_down(i);
+                None
+            }
+        }
+    }
+
+    fn mark_down(&self, i: usize) {
+        self.record(|s| s.failures += 1);
+        *self.shards[i]
+            .down_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(Instant::now() + SHARD_BACKOFF);
+        tracing::warn!(
+            shard = i,
+            "click-counter shard failing; keys fail over clockwise"
+        );
+    }
+
+    fn marker(&self, batch_id: &str, owner: usize) -> String {
+        format!("{}batch:{batch_id}:shard{owner}", self.prefix)
+    }
+
+    async fn apply(&self, batch_id: &str, clicks: &[Click]) -> Result<(), CounterError> {
+        // Group by owning shard, then by (code, hour).
+        let mut groups: BTreeMap<usize, BTreeMap<(String, i64), (u64, Vec<String>)>> =
+            BTreeMap::new();
+        for click in clicks {
+            let Some(owner) = self.ring.owner(&click.short_code) else {
+                return Err(CounterError::NoShard);
+            };
+            let entry = groups
+                .entry(owner)
+                .or_default()
+                .entry((click.short_code.clone(), hour_of(click.at)))
+                .or_default();
+            entry.0 += 1;
+            entry.1.push(click.visitor_hash.clone());
+        }
+        for (owner, entries) in groups {
+            let marker = self.marker(batch_id, owner);
+            if self.marker_anywhere(&marker, owner).await {
+                continue;
+            }
+            let mut invocation = self.apply_script.prepare_invoke();
+            invocation
+                .arg(&self.prefix)
+                .arg(&marker)
+                .arg(MARKER_TTL_SECS);
+            for ((code, hour), (count, visitors)) in &entries {
+                let expire_at = (hour + HOURS + 1) * 3600;
+                invocation
+                    .arg(code)
+                    .arg(hour)
+                    .arg(expire_at)
+                    .arg(count)
+                    .arg(visitors.len())
+                    .arg(visitors);
+            }
+            let mut applied = false;
+            for (attempt, shard) in self
+                .ring
+                .preference(
+                    &entries
+                        .keys()
+                        .next()
+                        .map(|k| k.0.clone())
+                        .unwrap_or_default(),
+                )
+                .into_iter()
+                .enumerate()
+            {
+                let Some(mut conn) = self.conn(shard).await else {
+                    continue;
+                };
+                match invocation.invoke_async::<i64>(&mut conn).await {
+                    Ok(_) => {
+                        if attempt > 0 {
+                            self.record(|s| s.failovers += 1);
+                        }
+                        applied = true;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(shard, error = %e, "counter update failed");
+                        self.mark_down(shard);
+                    }
+                }
+            }
+            if !applied {
+                return Err(CounterError::NoShard);
+            }
+        }
+        Ok(())
+    }
+
+    /// True if a batch marker already exists on a shard other than the owner (a failover
+    /// applied it there); the owner's own marker is checked atomically by the script.
+    async fn marker_anywhere(&self, marker: &str, owner: usize) -> bool {
+        for shard in (0..self.shards.len()).filter(|s| *s != owner) {
+            if let Some(mut conn) = self.conn(shard).await {
+                if let Ok(true) = redis::cmd("EXISTS")
+                    .arg(marker)
+                    .query_async::<bool>(&mut conn)
+                    .await
+                {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    async fn read(&self, code: &str, now: NaiveDateTime) -> Realtime {
+        let current = hour_of(now);
+        let hours: Vec<i64> = (current - HOURS + 1..=current).collect();
+        let hour_keys: Vec<String> = hours
+            .iter()
+            .map(|h| format!("{}{code}:h:{h}", self.prefix))
+            .collect();
+        let total_key = format!("{}{code}:total", self.prefix);
+        let uv_key = format!("{}{code}:uv", self.prefix);
+        let mut total = 0;
+        let mut hourly = vec![0u64; hours.len()];
+        let mut hlls: Vec<Vec<u8>> = Vec::new();
+        let mut unavailable = 0;
+        let mut healthy = None;
+        for shard in 0..self.shards.len() {
+            let Some(mut conn) = self.conn(shard).await else {
+                unavailable += 1;
+                continue;
+            };
+            let result: Result<(Option<u64>, Vec<Option<u64>>, Option<Vec<u8>>), _> = redis::pipe()
+                .cmd("GET")
+                .arg(&total_key)
+                .cmd("MGET")
+                .arg(&hour_keys)
+                .cmd("GET")
+                .arg(&uv_key)
+                .query_async(&mut conn)
+                .await;
+            match result {
+                Ok((t, hs, uv)) => {
+                    total += t.unwrap_or(0);
+                    for (slot, v) in hourly.iter_mut().zip(hs) {
+                        *slot += v.unwrap_or(0);
+                    }
+                    hlls.extend(uv);
+                    healthy = Some(conn);
+                }
+                Err(_) => {
+                    self.mark_down(shard);
+                    unavailable += 1;
+                }
+            }
+        }
+        let unique_visitors = match (hlls.len(), healthy) {
+            (0, _) | (_, None) => 0,
+            (_, Some(mut conn)) => self.union_count(&mut conn, &hlls).await,
+        };
+        Realtime {
+            total,
+            unique_visitors,
+            hourly: hours.into_iter().map(hour_start).zip(hourly).collect(),
+            unavailable_shards: unavailable,
+        }
+    }
+
+    /// PFCOUNT of the union of HyperLogLogs read from several shards: copied to temporary
+    /// keys on one shard, counted together, deleted.
+    async fn union_count(&self, conn: &mut ConnectionManager, hlls: &[Vec<u8>]) -> u64 {
+        let tag = format!("{}tmp:{}", self.prefix, uuid::Uuid::new_v4().simple());
+        let keys: Vec<String> = (0..hlls.len()).map(|i| format!("{tag}:{i}")).collect();
+        let mut pipe = redis::pipe();
+        for (key, hll) in keys.iter().zip(hlls) {
+            pipe.cmd("SET")
+                .arg(key)
+                .arg(hll.as_slice())
+                .arg("PX")
+                .arg(10_000)
+                .ignore();
+        }
+        pipe.cmd("PFCOUNT").arg(&keys);
+        pipe.cmd("DEL").arg(&keys).ignore();
+        pipe.query_async::<(u64,)>(conn).await.map_or(0, |(n,)| n)
+    }
+
+    async fn forget(&self, code: &str) {
+        let keys = [
+            format!("{}{code}:total", self.prefix),
+            format!("{}{code}:uv", self.prefix),
+        ];
+        for shard in 0..self.shards.len() {
+            if let Some(mut conn) = self.conn(shard).await {
+                let _ = redis::cmd("DEL")
+                    .arg(&keys)
+                    .query_async::<i64>(&mut conn)
+                    .await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Timelike;
+
+    fn click(id: &str, code: &str, visitor: &str, at: &str) -> Click {
+        Click {
+            click_id: id.into(),
+            url_id: 1,
+            short_code: code.into(),
+            at: NaiveDateTime::parse_from_str(at, "%Y-%m-%d %H:%M:%S").unwrap(),
+            visitor_hash: visitor.into(),
+            user_agent: None,
+            referrer: None,
+        }
+    }
+
+    #[test]
+    fn memory_counters_count_a_batch_once_with_hourly_buckets() {
+        let m = MemoryCounters::default();
+        let clicks = vec![
+            click("1", "abc", "v1", "2026-01-01 10:05:00"),
+            click("2", "abc", "v1", "2026-01-01 10:55:00"),
+            click("3", "abc", "v2", "2026-01-01 11:00:00"),
+        ];
+        m.apply("b1", &clicks);
+        m.apply("b1", &clicks);
+        let now =
+            NaiveDateTime::parse_from_str("2026-01-01 11:30:00", "%Y-%m-%d %H:%M:%S").unwrap();
+        let r = m.read("abc", now);
+        assert_eq!(r.total, 3);
+        assert_eq!(r.unique_visitors, 2);
+        assert_eq!(r.hourly.len(), 72);
+        assert_eq!(r.hourly[71].1, 1);
+        assert_eq!(r.hourly[70].1, 2);
+        assert_eq!(r.hourly[71].0.hour(), 11);
+    }
+}

@@ -1,0 +1,98 @@
+//! Click ingestion: one batch becomes `redirect` events (one multi-row insert, click ids
+//! already present skipped) plus the real-time counters, then the analytics cache of the links
+//! it touched is invalidated (never the redirect cache). Clicks of links deleted meanwhile are
+//! dropped and reported, not retried. Safe to run any number of times for the same batch.
+
+use std::collections::HashSet;
+
+use entity::{event, url};
+use jobs::{Click, ClickBatch};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect,
+};
+
+use crate::cache::Cache;
+use crate::counters::{CounterError, Counters};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+    #[error("counters: {0}")]
+    Counters(#[from] CounterError),
+}
+
+/// What one ingestion did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Events inserted now (clicks already present are not counted again).
+    pub inserted: u64,
+    /// Clicks dropped because their link no longer exists.
+    pub dropped_deleted: u64,
+}
+
+fn row(c: &Click) -> event::ActiveModel {
+    event::ActiveModel {
+        url_id: Set(Some(c.url_id)),
+        user_id: Set(None),
+        event_type: Set("redirect".to_owned()),
+        timestamp: Set(c.at),
+        details: Set(Some(serde_json::json!({ "short_code": c.short_code }))),
+        click_id: Set(Some(c.click_id.clone())),
+        visitor_hash: Set(Some(c.visitor_hash.clone())),
+        user_agent: Set(c.user_agent.clone()),
+        referrer: Set(c.referrer.clone()),
+        ..Default::default()
+    }
+}
+
+/// Rows per INSERT statement (PostgreSQL allows 65,535 bind parameters; a row has 9).
+const ROWS_PER_STATEMENT: usize = 5_000;
+
+pub async fn ingest(
+    db: &DatabaseConnection,
+    counters: &Counters,
+    cache: &Cache,
+    batch: &ClickBatch,
+) -> Result<IngestReport, IngestError> {
+    let mut ids: Vec<i64> = batch.clicks.iter().map(|c| c.url_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let live: HashSet<i64> = url::Entity::find()
+        .select_only()
+        .column(url::Column::Id)
+        .filter(url::Column::Id.is_in(ids.iter().copied()))
+        .into_tuple::<i64>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    let clicks: Vec<Click> = batch
+        .clicks
+        .iter()
+        .filter(|c| live.contains(&c.url_id))
+        .cloned()
+        .collect();
+    let dropped_deleted = (batch.clicks.len() - clicks.len()) as u64;
+    let mut inserted = 0;
+    for chunk in clicks.chunks(ROWS_PER_STATEMENT) {
+        inserted += event::Entity::insert_many(chunk.iter().map(row))
+            .on_conflict(
+                OnConflict::column(event::Column::ClickId)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
+    }
+    if !clicks.is_empty() {
+        counters.apply(&batch.batch_id, &clicks).await?;
+        let touched: Vec<i64> = ids.into_iter().filter(|id| live.contains(id)).collect();
+        cache.invalidate_analytics(&touched).await;
+    }
+    Ok(IngestReport {
+        inserted,
+        dropped_deleted,
+    })
+}

@@ -1,0 +1,41 @@
+//! The worker's jobs: one handler file per job, all registered in [`register`].
+
+pub mod record_clicks;
+
+use std::sync::Arc;
+
+use apalis::prelude::{BackendExt, Monitor, WorkerBuilder};
+use apalis_redis::RedisStorage;
+use jobs::ClickBatch;
+
+use crate::WorkerState;
+
+/// A process-unique worker name: host, pid and a random part, so a restarted process never
+/// collides with its predecessor's registration (apalis-redis refuses the same name for
+/// `heartbeat x missed_heartbeats` and its monitor then returns silently).
+#[must_use]
+pub fn unique_name(job: &str, index: usize) -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    let random = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    format!("{job}-{host}-{}-{random}-{index}", std::process::id())
+}
+
+/// Registers every job's worker pool on `monitor`.
+pub fn register(
+    monitor: Monitor,
+    state: &Arc<WorkerState>,
+    storage: &RedisStorage<ClickBatch>,
+) -> Monitor {
+    let concurrency = state.config.click_concurrency.max(1);
+    let poll = state.config.poll_interval;
+    let state = state.clone();
+    let storage = storage.clone();
+    monitor.register_n(concurrency, move |index, _restarts| {
+        WorkerBuilder::new(unique_name(jobs::RecordClicks::NAME, index))
+            .backend(storage.clone().poll_with_interval(poll))
+            .data(state.clone())
+            .build(record_clicks::record_clicks)
+    })
+}

@@ -1,0 +1,43 @@
+//! `record_clicks`: one click batch into the database and the real-time counters.
+//!
+//! Idempotent: events are inserted with `ON CONFLICT (click_id) DO NOTHING` and the counters
+//! carry a per-batch marker, so a retried or re-delivered batch counts nothing twice. Clicks of
+//! deleted links are dropped and counted, never retried. Database and shard failures are
+//! retried by the queue.
+
+use std::sync::Arc;
+
+use apalis::prelude::{BoxDynError, Data};
+use jobs::ClickBatch;
+
+use crate::WorkerState;
+
+pub async fn record_clicks(
+    batch: ClickBatch,
+    state: Data<Arc<WorkerState>>,
+) -> Result<(), BoxDynError> {
+    let started = std::time::Instant::now();
+    let report = storage::ingest::ingest(&state.db, &state.counters, &state.cache, &batch).await.map_err(|e| {
+        state.metrics.job_failures.inc();
+        tracing::warn!(job.name = jobs::RecordClicks::NAME, batch.id = %batch.batch_id, error = %e, "click batch failed; will retry");
+        e
+    })?;
+    state.metrics.clicks_ingested.inc_by(report.inserted);
+    state
+        .metrics
+        .clicks_dropped_deleted
+        .inc_by(report.dropped_deleted);
+    state.metrics.jobs_done.inc();
+    state
+        .metrics
+        .job_seconds
+        .observe(started.elapsed().as_secs_f64());
+    if let Some(oldest) = batch.clicks.iter().map(|c| c.at).min() {
+        let lag = (chrono::Utc::now().naive_utc() - oldest)
+            .num_milliseconds()
+            .max(0) as f64
+            / 1000.0;
+        state.metrics.ingest_lag_seconds.observe(lag);
+    }
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! `curtain-worker`: parses configuration and runs the worker pools.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = worker::Config::parse();
+    api::init_tracing(&config.log_format);
+    worker::run(config, api::shutdown_signal()).await
+}

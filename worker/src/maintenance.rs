@@ -1,0 +1,87 @@
+//! Queue upkeep that apalis-redis 1.0 does not do, run in every worker process: promote due
+//! jobs in bounded chunks (the backlog wedge), prune finished jobs (unbounded Redis growth),
+//! export queue depth and age from the keys (the broken stats API), and mirror counter-shard
+//! failure counts into metrics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobs::ClickQueue;
+
+use crate::WorkerState;
+
+const PROMOTE_EVERY: Duration = Duration::from_millis(100);
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
+const PRUNE_CHUNK: usize = 1_000;
+
+/// Runs forever; errors are logged and retried on the next tick.
+pub async fn run(state: Arc<WorkerState>, queue: Arc<ClickQueue>) {
+    let mut last_housekeeping = tokio::time::Instant::now();
+    let mut last_stats = storage::counters::ShardStats::default();
+    loop {
+        if let Err(e) = queue.promote_all_due().await {
+            tracing::warn!(error = %e, "promoting due jobs failed");
+        }
+        if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
+            last_housekeeping = tokio::time::Instant::now();
+            prune(&state, &queue).await;
+            export_depth(&state, &queue).await;
+            let stats = state.counters.stats();
+            state
+                .metrics
+                .shard_failures
+                .inc_by(stats.failures - last_stats.failures);
+            state
+                .metrics
+                .shard_failovers
+                .inc_by(stats.failovers - last_stats.failovers);
+            last_stats = stats;
+        }
+        tokio::time::sleep(PROMOTE_EVERY).await;
+    }
+}
+
+async fn prune(state: &WorkerState, queue: &ClickQueue) {
+    loop {
+        match queue.prune_finished(PRUNE_CHUNK).await {
+            Ok(n) => {
+                state.metrics.jobs_pruned.inc_by(n);
+                if n < PRUNE_CHUNK as u64 {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "pruning finished jobs failed");
+                return;
+            }
+        }
+    }
+}
+
+async fn export_depth(state: &WorkerState, queue: &ClickQueue) {
+    let name = state.config.click_queue.as_str();
+    match queue.depth().await {
+        Ok(d) => {
+            for (label, value) in [
+                ("due", d.due),
+                ("future", d.future),
+                ("ready", d.ready),
+                ("running", d.running),
+                ("dead", d.dead),
+                ("done", d.done),
+            ] {
+                state
+                    .metrics
+                    .queue_jobs
+                    .with_label_values(&[name, label])
+                    .set(value as i64);
+            }
+            state
+                .metrics
+                .queue_oldest_age_seconds
+                .with_label_values(&[name])
+                .set(d.oldest_age_seconds as i64);
+        }
+        Err(e) => tracing::warn!(error = %e, "reading queue depth failed"),
+    }
+}
