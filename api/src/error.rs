@@ -119,12 +119,60 @@ pub fn json_error(status: StatusCode, message: &str) -> Response {
         .body(serde_json::json!({ "error": message }).to_string())
 }
 
+/// The header carrying the request id (taken from the client when it is a sane token,
+/// generated otherwise) and echoed on every response.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+fn request_id(req: &Request) -> String {
+    req.headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
 /// Maps anything that escaped the handlers to the contract's envelopes.
+///
+/// Every request runs in a span carrying its request id, so a 500 is logged (once, where it
+/// is turned into the envelope) with that id. A panicking handler is a 500 too, not a dropped
+/// connection.
 pub async fn catch_all<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response> {
-    match ep.call(req).await {
-        Ok(resp) => Ok(resp.into_response()),
-        Err(err) => Ok(error_response(err)),
+    use futures_util::FutureExt;
+    use tracing::Instrument;
+
+    let id = request_id(&req);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        path = %req.uri().path()
+    );
+    let outcome = std::panic::AssertUnwindSafe(ep.call(req))
+        .catch_unwind()
+        .instrument(span.clone())
+        .await;
+    let mut resp = match outcome {
+        Ok(Ok(resp)) => resp.into_response(),
+        Ok(Err(err)) => span.in_scope(|| error_response(err)),
+        Err(panic) => {
+            let cause = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".to_owned());
+            span.in_scope(|| tracing::error!(panic = %cause, "request panicked"));
+            json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+        }
+    };
+    if let Ok(value) = poem::http::HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
+    Ok(resp)
 }
 
 fn error_response(err: poem::Error) -> Response {
@@ -150,4 +198,33 @@ fn error_response(err: poem::Error) -> Response {
         return json_error(status, "Not found");
     }
     json_error(status, &err.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_json_500_with_a_request_id() {
+        let ep = poem::endpoint::make_sync(|_| -> &'static str { panic!("boom") });
+        let resp = catch_all(ep, Request::default()).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(resp.headers().contains_key(REQUEST_ID_HEADER));
+        let body = resp.into_body().into_string().await.unwrap();
+        assert_eq!(body, r#"{"error":"Internal server error"}"#);
+    }
+
+    #[tokio::test]
+    async fn a_sane_client_request_id_is_echoed_and_junk_is_replaced() {
+        let ep = poem::endpoint::make_sync(|_| "ok");
+        let req = Request::builder()
+            .header(REQUEST_ID_HEADER, "abc-123")
+            .finish();
+        let resp = catch_all(ep, req).await.unwrap();
+        assert_eq!(resp.headers()[REQUEST_ID_HEADER], "abc-123");
+        let ep = poem::endpoint::make_sync(|_| "ok");
+        let req = Request::builder().header(REQUEST_ID_HEADER, "a b").finish();
+        let resp = catch_all(ep, req).await.unwrap();
+        assert_ne!(resp.headers()[REQUEST_ID_HEADER], "a b");
+    }
 }

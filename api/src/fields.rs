@@ -130,7 +130,10 @@ impl Page {
     /// Rows to skip, saturating (a page far past the end is simply empty).
     #[must_use]
     pub fn offset(&self) -> u64 {
-        (self.page - 1).saturating_mul(self.per_page)
+        // Databases take a signed 64-bit offset: anything past that is past the end anyway.
+        (self.page - 1)
+            .saturating_mul(self.per_page)
+            .min(i64::MAX as u64)
     }
 }
 

@@ -33,6 +33,31 @@ fn bad(message: &str) -> ApiError {
     ApiError::bad_request(message)
 }
 
+/// True if every number inside `value` can be stored as written. Numbers are kept verbatim
+/// (`arbitrary_precision`), and PostgreSQL's `jsonb` refuses magnitudes its `numeric` cannot
+/// hold (`1e1000000`, a 200 000-digit integer) or whose scale is too small (`1e-1000000`): those
+/// are client errors, not 500s. The bound used is what an `f64` can represent (finite, and not
+/// a non-zero literal that underflows to zero), far inside `numeric`'s range.
+fn numbers_storable(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => {
+            if n.is_i64() || n.is_u64() {
+                return true;
+            }
+            let text = n.to_string();
+            let mantissa = text.split(['e', 'E']).next().unwrap_or("");
+            let zero = mantissa
+                .bytes()
+                .all(|b| matches!(b, b'0' | b'.' | b'-' | b'+'));
+            text.parse::<f64>()
+                .is_ok_and(|f| f.is_finite() && (f != 0.0 || zero))
+        }
+        Value::Array(items) => items.iter().all(numbers_storable),
+        Value::Object(map) => map.values().all(numbers_storable),
+        _ => true,
+    }
+}
+
 #[OpenApi(tag = "Tag::Events")]
 impl EventsApi {
     /// List events
@@ -49,6 +74,9 @@ impl EventsApi {
         per_page: Query<Option<String>>,
     ) -> ApiResult<Json<Vec<Event>>> {
         let mut query = event::Entity::find().order_by_asc(event::Column::Id);
+        // A filter that can match no row (an id too large for the column, a type holding a NUL
+        // that no stored type can contain) answers `[]`, but only once every parameter is valid.
+        let mut matches_nothing = false;
         for (name, raw, column) in [
             ("url_id", &url_id.0, event::Column::UrlId),
             ("user_id", &user_id.0, event::Column::UserId),
@@ -61,13 +89,18 @@ impl EventsApi {
                     )));
                 }
                 Some(Some(IntParam::Int(id))) => query = query.filter(column.eq(id)),
-                Some(Some(IntParam::OutOfRange)) => return Ok(Json(Vec::new())),
+                Some(Some(IntParam::OutOfRange)) => matches_nothing = true,
             }
         }
         let page =
             parse_page(page.0.as_deref(), per_page.0.as_deref()).map_err(ApiError::bad_request)?;
         if let Some(event_type) = event_type.0 {
+            // PostgreSQL refuses NUL in text parameters: such a filter matches nothing anyway.
+            matches_nothing |= event_type.contains('\0');
             query = query.filter(event::Column::EventType.eq(event_type));
+        }
+        if matches_nothing {
+            return Ok(Json(Vec::new()));
         }
         if let Some(p) = page {
             query = query.offset(p.offset()).limit(p.per_page);
@@ -120,10 +153,13 @@ impl EventsApi {
         }
         let details = match obj.get("details") {
             None | Some(Value::Null) => None,
-            Some(v @ Value::Object(_)) if !contains_nul(v) => Some(v.clone()),
-            Some(Value::Object(_)) => {
+            Some(v @ Value::Object(_)) if contains_nul(v) => {
                 return Err(bad("Field 'details' must not contain NUL characters"));
             }
+            Some(v @ Value::Object(_)) if !numbers_storable(v) => {
+                return Err(bad("Field 'details' contains a number out of range"));
+            }
+            Some(v @ Value::Object(_)) => Some(v.clone()),
             Some(_) => return Err(bad("Field 'details' must be a JSON object")),
         };
         let url_id = match url_ref {

@@ -295,12 +295,16 @@ impl UrlsApi {
                 ));
             }
         };
-        let limit = limit
-            .0
-            .as_deref()
-            .and_then(|l| l.trim().parse::<i64>().ok())
-            .unwrap_or(100)
-            .clamp(1, 500) as u64;
+        // A non-integer (or empty) limit means the default; an integer too large for i64 is
+        // still an integer and is clamped like any other.
+        let raw_limit = limit.0.as_deref().map(str::trim);
+        let limit = match raw_limit.and_then(parse_int_param) {
+            Some(IntParam::Int(n)) => n,
+            Some(IntParam::OutOfRange) if raw_limit.is_some_and(|l| l.starts_with('-')) => 1,
+            Some(IntParam::OutOfRange) => 500,
+            None => 100,
+        }
+        .clamp(1, 500) as u64;
         let user_id = match user_id {
             Some(IntParam::OutOfRange) => {
                 return Ok(UrlListRead::Ok(Json(Vec::new()), super::MISS.into()));

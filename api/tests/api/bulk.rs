@@ -185,3 +185,16 @@ backend_test! {
         assert_eq!(user_count(&app).await, 0);
     }
 }
+
+backend_test! {
+    async fn bulk_reads_csv_uploads_of_50_mib(app) {
+        // The CSV limit is at least 50 MiB: a 50 MiB file is read and judged on its content
+        // (here one over-long username), not refused as too large.
+        let mut csv = String::from("username,email\n");
+        csv.push_str(&"u".repeat(50 * 1024 * 1024 - csv.len() - 10));
+        csv.push_str(",a@x.io\n");
+        let (status, _, body) = upload(&app, csv_form(csv)).await;
+        assert_eq!(status, 400, "{}", body.to_string().chars().take(200).collect::<String>());
+        assert!(body["error"].as_str().unwrap().contains("row 2"));
+    }
+}

@@ -200,6 +200,25 @@ backend_test! {
 }
 
 backend_test! {
+    async fn a_create_never_collides_with_an_imported_code(app) {
+        // An imported link already holds the code the next id would get: the create still
+        // succeeds, with another (longer) code.
+        let taken = app.state.codes.code_for(1001, 0).unwrap();
+        let csv = format!("id,short_code,original_url\n1000,{taken},https://example.com/imported\n");
+        let rows = api::import::parse_urls(csv.as_bytes()).unwrap();
+        api::import::insert_skipping_existing(&app.state.db, rows, |_| {}).await.unwrap();
+        api::import::advance_sequence(&app.state.db, "urls").await.unwrap();
+        let url = app.create_url("https://example.com/new").await;
+        assert_eq!(url["id"], 1001);
+        let code = url["short_code"].as_str().unwrap();
+        assert_ne!(code, taken);
+        assert!(code.len() > 6 && code.bytes().all(|b| b.is_ascii_alphanumeric()), "{code}");
+        assert_eq!(app.get(&format!("/r/{taken}")).await.headers()["location"], "https://example.com/imported");
+        assert_eq!(app.get(&format!("/r/{code}")).await.headers()["location"], "https://example.com/new");
+    }
+}
+
+backend_test! {
     async fn click_metadata_lives_in_its_own_columns_and_raw_ips_are_not_stored(app) {
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
         let url = app.create_url("https://example.com/meta").await;

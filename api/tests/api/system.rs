@@ -244,3 +244,15 @@ async fn a_cache_outage_behaves_as_a_miss_sqlite() {
 async fn a_cache_outage_behaves_as_a_miss_postgres() {
     cache_outage(Backend::Postgres).await;
 }
+
+backend_test! {
+    async fn every_response_carries_a_request_id_for_the_logs(app) {
+        // Section 0: a 500 is logged with a request id; the id is echoed so clients can quote it.
+        for path in ["/health", "/nope", "/users/424242"] {
+            let resp = app.get(path).await;
+            assert!(resp.headers().get("x-request-id").is_some_and(|v| !v.is_empty()), "{path}");
+        }
+        let resp = app.client.get(app.url("/health")).header("x-request-id", "trace-42").send().await.unwrap();
+        assert_eq!(resp.headers()["x-request-id"], "trace-42");
+    }
+}

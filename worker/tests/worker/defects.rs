@@ -1,0 +1,160 @@
+//! The apalis-redis 1.0 defects the worker must survive (DEPENDENCIES.md), each reproduced
+//! against a real Redis.
+
+use std::time::Duration;
+
+use apalis::prelude::TaskSink;
+use apalis_redis::RedisStorage;
+use jobs::ClickBatch;
+
+use crate::helpers::*;
+
+/// Pushes single-click jobs the way apalis does (into `<q>:scheduled`, unpromoted).
+async fn push_raw(redis: &str, queue: &str, links: &[(i64, String)], n: usize) {
+    let conn = apalis_redis::connect(redis).await.unwrap();
+    let mut storage: RedisStorage<ClickBatch> =
+        RedisStorage::new(conn).with_config(jobs::queue::queue_config(queue));
+    let mut pushed = 0;
+    while pushed < n {
+        let chunk: Vec<ClickBatch> = (pushed..(pushed + 1000).min(n))
+            .map(|i| {
+                let (id, code) = &links[i % links.len()];
+                ClickBatch::new(vec![click(*id, code, &format!("v{i}"))])
+            })
+            .collect();
+        pushed += chunk.len();
+        storage.push_bulk(chunk).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn a_50000_job_backlog_drains_after_workers_come_back() {
+    let db = TestDb::new().await;
+    let ns = Namespace::new();
+    let redis = RedisServer::start();
+    let conn = db.connect().await;
+    let links = seed_links(&conn, 50).await;
+    push_raw(&redis.url(), &ns.queue, &links, 50_000).await;
+    let queue = jobs::ClickQueue::connect(&redis.url(), Some(&ns.queue))
+        .await
+        .unwrap();
+    let depth = queue.depth().await.unwrap();
+    assert_eq!(
+        depth.due + depth.future,
+        50_000,
+        "the backlog waits in the scheduled set: {depth:?}"
+    );
+
+    let mut config = worker_config(&db, &redis.url(), &[redis.addr()], &ns);
+    config.click_concurrency = 8;
+    let (_stop, worker) = spawn_worker(config);
+    eventually(
+        Duration::from_secs(600),
+        "50,000 clicks ingested",
+        || async {
+            assert!(
+                !worker.is_finished(),
+                "the worker stopped while a backlog remained"
+            );
+            count(&conn, "SELECT COUNT(*) FROM events").await == 50_000
+        },
+    )
+    .await;
+    eventually(Duration::from_secs(10), "queue empty", || async {
+        queue.depth().await.unwrap().pending() == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn a_worker_killed_with_sigkill_and_restarted_at_once_recovers_its_jobs() {
+    let db = TestDb::new().await;
+    let ns = Namespace::new();
+    let redis = RedisServer::start();
+    let conn = db.connect().await;
+    let links = seed_links(&conn, 10).await;
+    let config = worker_config(&db, &redis.url(), &[redis.addr()], &ns);
+    let mut first = worker_process(&config);
+    push_raw(&redis.url(), &ns.queue, &links, 3_000).await;
+    eventually(
+        Duration::from_secs(60),
+        "the first worker is busy",
+        || async { count(&conn, "SELECT COUNT(*) FROM events").await >= 200 },
+    )
+    .await;
+    first.kill().unwrap(); // SIGKILL: in-flight jobs are orphaned
+    first.wait().unwrap();
+    let mut second = worker_process(&config); // same host, restarted at once
+    eventually(
+        Duration::from_secs(60),
+        "every click ingested after the restart",
+        || async { count(&conn, "SELECT COUNT(*) FROM events").await == 3_000 },
+    )
+    .await;
+    assert_eq!(
+        count(&conn, "SELECT COUNT(DISTINCT click_id) FROM events").await,
+        3_000
+    );
+    let queue = jobs::ClickQueue::connect(&redis.url(), Some(&ns.queue))
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "orphaned jobs recovered and queue empty",
+        || async {
+            let d = queue.depth().await.unwrap();
+            d.pending() == 0 && d.dead == 0
+        },
+    )
+    .await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn queue_depth_and_age_are_read_from_the_keys_and_exported() {
+    let db = TestDb::new().await;
+    let ns = Namespace::new();
+    let redis = RedisServer::start();
+    let conn = db.connect().await;
+    let links = seed_links(&conn, 1).await;
+    push_raw(&redis.url(), &ns.queue, &links, 30).await;
+    let queue = jobs::ClickQueue::connect(&redis.url(), Some(&ns.queue))
+        .await
+        .unwrap();
+    let before = queue.depth().await.unwrap();
+    assert_eq!(before.due + before.future, 30);
+    assert_eq!(queue.promote_all_due().await.unwrap() + before.future, 30);
+    let after = queue.depth().await.unwrap();
+    assert_eq!(after.ready + after.due + after.future, 30);
+
+    let config = worker_config(&db, &redis.url(), &[redis.addr()], &ns);
+    let metrics_url = format!("http://{}/metrics", config.listen);
+    let (_stop, _worker) = spawn_worker(config);
+    eventually(
+        Duration::from_secs(20),
+        "queue gauges exported and drained",
+        || async {
+            let Ok(resp) = reqwest::get(&metrics_url).await else {
+                return false;
+            };
+            let text = resp.text().await.unwrap_or_default();
+            text.contains("curtain_queue_jobs{")
+                && text.contains("state=\"ready\"")
+                && queue.depth().await.unwrap().pending() == 0
+        },
+    )
+    .await;
+}

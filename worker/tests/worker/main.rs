@@ -1,0 +1,10 @@
+//! Pipeline tests against real PostgreSQL and Redis: redirects to events and sharded counters,
+//! and each apalis-redis defect the worker must survive. They need the services; without them
+//! they show as ignored with the reason.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod defects;
+mod pipeline;

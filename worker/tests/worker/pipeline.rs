@@ -1,0 +1,314 @@
+//! Redirect → queue → worker → events + counters, exactly once; counters survive a shard
+//! failure; clicks survive a queue outage through the spool.
+
+use std::time::Duration;
+
+use storage::cache::Cache;
+use storage::counters::Counters;
+
+use crate::helpers::*;
+
+const SERVICES: &str = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set";
+
+async fn analytics(client: &reqwest::Client, api: &ApiServer, id: i64) -> serde_json::Value {
+    client
+        .get(format!("{}/urls/{id}/analytics", api.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn redirects_become_events_and_sharded_counters_exactly_once() {
+    let _ = SERVICES;
+    let db = TestDb::new().await;
+    let ns = Namespace::new();
+    let (s0, s1) = (RedisServer::start(), RedisServer::start());
+    let shards = vec![s0.addr(), s1.addr()];
+    let redis = env("CURTAIN_TEST_REDIS_URL");
+    let spool = tempfile::tempdir().unwrap();
+    let api = spawn_api(&db, &redis, &shards, &ns, spool.path()).await;
+    let (_stop, _worker) = spawn_worker(worker_config(&db, &redis, &shards, &ns));
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let created: serde_json::Value = client
+        .post(format!("{}/urls", api.address))
+        .json(&serde_json::json!({"original_url": "https://example.com/pipeline"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (id, code) = (
+        created["id"].as_i64().unwrap(),
+        created["short_code"].as_str().unwrap().to_owned(),
+    );
+    for _ in 0..25 {
+        let resp = client
+            .get(format!("{}/r/{code}", api.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 302);
+    }
+    eventually(
+        Duration::from_secs(15),
+        "25 redirects in analytics",
+        || async { analytics(&client, &api, id).await["redirect_count"] == 25 },
+    )
+    .await;
+    let conn = db.connect().await;
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'"
+        )
+        .await,
+        25
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT COUNT(DISTINCT click_id) FROM events WHERE event_type = 'redirect'"
+        )
+        .await,
+        25
+    );
+
+    let realtime: serde_json::Value = client
+        .get(format!("{}/urls/{id}/analytics/realtime", api.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(realtime["total_clicks"], 25);
+    assert_eq!(realtime["unique_visitors"], 1);
+    assert_eq!(realtime["hourly"].as_array().unwrap().len(), 72);
+    assert_eq!(realtime["hourly"][71]["clicks"], 25);
+
+    // Finished jobs are pruned: the queue's data hash and done set empty out.
+    let mut redis_conn = redis::Client::open(redis.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "finished jobs pruned", || {
+        let mut c = redis_conn.clone();
+        let queue = ns.queue.clone();
+        async move {
+            let (data, done): (u64, u64) = redis::pipe()
+                .cmd("HLEN")
+                .arg(format!("{queue}:data"))
+                .cmd("SCARD")
+                .arg(format!("{queue}:done"))
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            data == 0 && done == 0
+        }
+    })
+    .await;
+    let _: () = redis::cmd("PING")
+        .query_async(&mut redis_conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn a_batch_ingested_twice_counts_once() {
+    let db = TestDb::new().await;
+    let ns = Namespace::new();
+    let shard = RedisServer::start();
+    let conn = db.connect().await;
+    let links = seed_links(&conn, 2).await;
+    let counters = Counters::sharded(&[shard.addr()], &ns.prefix).unwrap();
+    let cache = Cache::memory(Duration::from_secs(60));
+    let batch = jobs::ClickBatch::new(vec![
+        click(links[0].0, &links[0].1, "v1"),
+        click(links[0].0, &links[0].1, "v2"),
+        click(links[1].0, &links[1].1, "v1"),
+    ]);
+    let first = storage::ingest::ingest(&conn, &counters, &cache, &batch)
+        .await
+        .unwrap();
+    let again = storage::ingest::ingest(&conn, &counters, &cache, &batch)
+        .await
+        .unwrap();
+    assert_eq!((first.inserted, again.inserted), (3, 0));
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM events").await, 3);
+    let now = chrono::Utc::now().naive_utc();
+    let r = counters.read(&links[0].1, now).await;
+    assert_eq!((r.total, r.unique_visitors), (2, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn clicks_of_a_deleted_link_are_dropped_without_failing_the_batch() {
+    let db = TestDb::new().await;
+    let ns = Namespace::new();
+    let shard = RedisServer::start();
+    let conn = db.connect().await;
+    let links = seed_links(&conn, 2).await;
+    count(
+        &conn,
+        &format!(
+            "WITH d AS (DELETE FROM urls WHERE id = {} RETURNING 1) SELECT COUNT(*) FROM d",
+            links[1].0
+        ),
+    )
+    .await;
+    let counters = Counters::sharded(&[shard.addr()], &ns.prefix).unwrap();
+    let cache = Cache::memory(Duration::from_secs(60));
+    let batch = jobs::ClickBatch::new(vec![
+        click(links[0].0, &links[0].1, "v"),
+        click(links[1].0, &links[1].1, "v"),
+    ]);
+    let report = storage::ingest::ingest(&conn, &counters, &cache, &batch)
+        .await
+        .unwrap();
+    assert_eq!((report.inserted, report.dropped_deleted), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn counters_fail_over_clockwise_when_a_shard_stops_and_reads_still_find_them() {
+    let ns = Namespace::new();
+    let mut shards = vec![
+        RedisServer::start(),
+        RedisServer::start(),
+        RedisServer::start(),
+    ];
+    let addrs: Vec<String> = shards.iter().map(RedisServer::addr).collect();
+    let counters = Counters::sharded(&addrs, &ns.prefix).unwrap();
+    let code = "failover1";
+    let owner = storage::ring::HashRing::new(3).owner(code).unwrap();
+    shards[owner].stop();
+
+    let batch = jobs::ClickBatch::new(vec![click(1, code, "a"), click(1, code, "b")]);
+    counters
+        .apply(&batch.batch_id, &batch.clicks)
+        .await
+        .unwrap();
+    let stats = counters.stats();
+    assert!(stats.failures >= 1 && stats.failovers >= 1, "{stats:?}");
+    let now = chrono::Utc::now().naive_utc();
+    let r = counters.read(code, now).await;
+    assert_eq!(
+        (r.total, r.unique_visitors, r.unavailable_shards),
+        (2, 2, 1)
+    );
+
+    // The owner comes back empty: the counts written during the failover are still found, and
+    // re-applying the same batch does not count it again.
+    shards[owner] = RedisServer::start_on(shards[owner].port);
+    tokio::time::sleep(Duration::from_millis(1100)).await; // let the 1 s shard back-off lapse
+    counters
+        .apply(&batch.batch_id, &batch.clicks)
+        .await
+        .unwrap();
+    let r = counters.read(code, now).await;
+    assert_eq!(
+        (r.total, r.unique_visitors, r.unavailable_shards),
+        (2, 2, 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn clicks_are_spooled_while_the_queue_is_down_and_delivered_after() {
+    let db = TestDb::new().await;
+    let ns = Namespace::new();
+    let mut queue_redis = RedisServer::start();
+    let spool = tempfile::tempdir().unwrap();
+    let api = spawn_api(
+        &db,
+        &queue_redis.url(),
+        &[queue_redis.addr()],
+        &ns,
+        spool.path(),
+    )
+    .await;
+    let conn = db.connect().await;
+    let links = seed_links(&conn, 1).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    queue_redis.stop();
+    for _ in 0..10 {
+        let resp = client
+            .get(format!("{}/r/{}", api.address, links[0].1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            302,
+            "a redirect of a known link keeps answering while the queue is down"
+        );
+    }
+    let spooled = std::fs::read_dir(spool.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "json")
+        })
+        .count();
+    assert!(spooled > 0, "clicks must be spooled durably");
+
+    let queue_redis = RedisServer::start_on(queue_redis.port);
+    let (_stop, _worker) = spawn_worker(worker_config(
+        &db,
+        &queue_redis.url(),
+        &[queue_redis.addr()],
+        &ns,
+    ));
+    eventually(
+        Duration::from_secs(20),
+        "10 spooled clicks delivered",
+        || async {
+            count(
+                &conn,
+                "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'",
+            )
+            .await
+                == 10
+        },
+    )
+    .await;
+    eventually(Duration::from_secs(5), "spool emptied", || async {
+        std::fs::read_dir(spool.path()).unwrap().count() == 0
+    })
+    .await;
+    drop(api);
+}
