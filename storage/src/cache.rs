@@ -9,9 +9,15 @@
 //!
 //! Redis is used when configured; otherwise an in-process map. A Redis outage is a miss: reads
 //! answer `None` and writes are skipped, each bounded by a short timeout.
+//!
+//! The redirect hot path adds an in-process tier in front of Redis for redirect targets
+//! ([`CacheKey::Redirect`]): a hit costs no network round trip. Every generation bump is also
+//! published on a Redis channel; each process subscribes and clears its tier on every message,
+//! so deactivating or deleting a link stops its redirects on every instance at once. While the
+//! subscription is down the tier is off (and cleared), so it can never serve stale targets.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -51,12 +57,27 @@ impl CacheKey {
         }
     }
 
+    /// The in-process tier's key: redirect targets only.
+    fn local(&self) -> Option<&str> {
+        match self {
+            Self::Redirect(code) => Some(code),
+            _ => None,
+        }
+    }
+
     fn ttl(&self, default: Duration) -> Duration {
         match self {
             Self::Analytics(_) => default.min(ANALYTICS_TTL),
             _ => default,
         }
     }
+}
+
+/// What a reader notes before loading data it will cache (see [`Cache::generation`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generation {
+    shared: String,
+    local_epoch: u64,
 }
 
 pub struct Cache {
@@ -80,12 +101,18 @@ impl Cache {
         }
     }
 
+    /// A Redis-backed cache with the in-process redirect tier. Must be called inside a Tokio
+    /// runtime: it starts the invalidation subscriber.
     pub fn redis(url: &str, prefix: &str, ttl: Duration) -> Result<Self, redis::RedisError> {
-        Ok(Self {
-            backend: Backend::Redis(RedisCache::new(url)?),
-            prefix: format!("{prefix}:cache:"),
-            ttl,
-        })
+        let redis = RedisCache::new(url)?;
+        let prefix = format!("{prefix}:cache:");
+        let channel = format!("{prefix}invalidate");
+        tokio::spawn(subscribe(redis.client.clone(), channel, redis.local.clone()));
+        Ok(Self { backend: Backend::Redis(redis), prefix, ttl })
+    }
+
+    fn channel(&self) -> String {
+        format!("{}invalidate", self.prefix)
     }
 
     fn gen_key(&self) -> String {
@@ -101,31 +128,47 @@ impl Cache {
         match &self.backend {
             Backend::Memory(m) => m.get(&self.full_key(&m.generation().to_string(), key)),
             Backend::Redis(r) => {
-                r.get_with_generation(&self.gen_key(), &self.prefix, &format!(":{}", key.suffix()))
-                    .await
+                let local_key = key.local().map(str::to_owned);
+                let epoch = r.local.epoch();
+                if let Some(hit) = local_key.as_deref().and_then(|k| r.local.get(k)) {
+                    return Some(hit);
+                }
+                let value = r
+                    .get_with_generation(&self.gen_key(), &self.prefix, &format!(":{}", key.suffix()))
+                    .await?;
+                if let Some(k) = local_key {
+                    r.local.put(k, &value, self.ttl, epoch);
+                }
+                Some(value)
             }
         }
     }
 
     /// Stores a payload under the generation current *before* the data was read. The caller
     /// passes the generation it got from [`Cache::generation`].
-    pub async fn put(&self, generation: &str, key: &CacheKey, payload: &str) {
-        let full = self.full_key(generation, key);
+    pub async fn put(&self, generation: &Generation, key: &CacheKey, payload: &str) {
+        let full = self.full_key(&generation.shared, key);
         let ttl = key.ttl(self.ttl);
         match &self.backend {
             Backend::Memory(m) => m.put(full, payload.to_owned(), ttl),
-            Backend::Redis(r) => r.put(&full, payload, ttl).await,
+            Backend::Redis(r) => {
+                if let Some(k) = key.local() {
+                    r.local.put(k.to_owned(), payload, ttl, generation.local_epoch);
+                }
+                r.put(&full, payload, ttl).await;
+            }
         }
     }
 
     /// The current generation, read before loading data that will be cached.
-    pub async fn generation(&self) -> Option<String> {
+    pub async fn generation(&self) -> Option<Generation> {
         match &self.backend {
-            Backend::Memory(m) => Some(m.generation().to_string()),
-            Backend::Redis(r) => r
-                .get_string(&self.gen_key())
-                .await
-                .map(|g| g.unwrap_or_else(|| "0".into())),
+            Backend::Memory(m) => Some(Generation { shared: m.generation().to_string(), local_epoch: 0 }),
+            Backend::Redis(r) => {
+                let local_epoch = r.local.epoch();
+                let shared = r.get_string(&self.gen_key()).await?.unwrap_or_else(|| "0".into());
+                Some(Generation { shared, local_epoch })
+            }
         }
     }
 
@@ -133,7 +176,12 @@ impl Cache {
     pub async fn invalidate_all(&self) {
         match &self.backend {
             Backend::Memory(m) => m.bump(),
-            Backend::Redis(r) => r.incr(&self.gen_key()).await,
+            Backend::Redis(r) => {
+                // Shared generation first, then the local tier: a reader that starts after the
+                // clear sees the new generation; one that started before cannot store.
+                r.bump(&self.gen_key(), &self.channel()).await;
+                r.local.clear();
+            }
         }
     }
 
@@ -144,7 +192,7 @@ impl Cache {
         };
         let keys: Vec<String> = url_ids
             .iter()
-            .map(|id| self.full_key(&generation, &CacheKey::Analytics(*id)))
+            .map(|id| self.full_key(&generation.shared, &CacheKey::Analytics(*id)))
             .collect();
         match &self.backend {
             Backend::Memory(m) => m.delete(&keys),
@@ -203,6 +251,7 @@ impl MemoryCache {
 }
 
 struct RedisCache {
+    local: Arc<LocalTier>,
     client: redis::Client,
     conn: tokio::sync::Mutex<Option<ConnectionManager>>,
     get_script: redis::Script,
@@ -211,6 +260,7 @@ struct RedisCache {
 impl RedisCache {
     fn new(url: &str) -> Result<Self, redis::RedisError> {
         Ok(Self {
+            local: Arc::new(LocalTier::default()),
             client: redis::Client::open(url)?,
             conn: tokio::sync::Mutex::new(None),
             // One round trip: read the generation, then the key under it.
@@ -316,13 +366,20 @@ impl RedisCache {
         .await;
     }
 
-    async fn incr(&self, key: &str) {
-        let key = key.to_owned();
+    /// Bumps the generation and tells every process to clear its in-process tier.
+    async fn bump(&self, key: &str, channel: &str) {
+        let (key, channel) = (key.to_owned(), channel.to_owned());
         self.run(move |mut conn| {
             Box::pin(async move {
-                redis::cmd("INCR")
+                redis::pipe()
+                    .cmd("INCR")
                     .arg(key)
-                    .query_async::<i64>(&mut conn)
+                    .ignore()
+                    .cmd("PUBLISH")
+                    .arg(channel)
+                    .arg("all")
+                    .ignore()
+                    .query_async::<()>(&mut conn)
                     .await
             })
         })
@@ -343,5 +400,83 @@ impl RedisCache {
             })
         })
         .await;
+    }
+}
+
+/// The in-process tier of redirect targets. `enabled` only while the invalidation
+/// subscription is live; `epoch` counts invalidations so a reader that fetched before one can
+/// never store what it fetched after it.
+#[derive(Default)]
+struct LocalTier {
+    enabled: std::sync::atomic::AtomicBool,
+    epoch: AtomicU64,
+    entries: Mutex<HashMap<String, (Instant, String)>>,
+}
+
+impl LocalTier {
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        if !self.enabled.load(Ordering::Acquire) {
+            return None;
+        }
+        let entries = self.entries.lock().ok()?;
+        entries.get(key).filter(|(expires, _)| *expires > Instant::now()).map(|(_, v)| v.clone())
+    }
+
+    fn put(&self, key: String, value: &str, ttl: Duration, epoch_seen: u64) {
+        if !self.enabled.load(Ordering::Acquire) {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.lock() {
+            // Checked under the lock that `clear` takes: no invalidation slipped in between.
+            if self.epoch() != epoch_seen {
+                return;
+            }
+            if entries.len() >= MEMORY_MAX_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(key, (Instant::now() + ttl, value.to_owned()));
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            entries.clear();
+        }
+    }
+
+    fn set_enabled(&self, on: bool) {
+        self.clear();
+        self.enabled.store(on, Ordering::Release);
+    }
+}
+
+/// Keeps a subscription to the invalidation channel for the life of the process; the tier is
+/// enabled only while it is live.
+async fn subscribe(client: redis::Client, channel: String, local: Arc<LocalTier>) {
+    use futures_util::StreamExt;
+    loop {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => {
+                if pubsub.subscribe(&channel).await.is_ok() {
+                    local.set_enabled(true);
+                    let mut messages = pubsub.on_message();
+                    while messages.next().await.is_some() {
+                        local.clear();
+                    }
+                }
+                local.set_enabled(false);
+                tracing::warn!("cache invalidation subscription lost; in-process tier off until it is back");
+            }
+            Err(e) => {
+                local.set_enabled(false);
+                tracing::debug!(error = %e, "cache invalidation subscription unavailable");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

@@ -15,6 +15,7 @@ use super::urls::create_url;
 use super::{Api, Tag};
 use crate::body::FormBody;
 use crate::error::{ApiError, ApiResult};
+use crate::fields::{IntParam, parse_int_param};
 use crate::state::AppState;
 
 pub struct UiApi(pub Api);
@@ -109,13 +110,19 @@ fn form_to_json(form: &FormBody<ShortenForm>) -> Value {
         }
     }
     if let Some(raw) = form.get("user_id").map(str::trim).filter(|s| !s.is_empty()) {
-        let parsed = serde_json::from_str::<Value>(raw)
-            .ok()
-            .filter(Value::is_number);
-        obj.insert(
-            "user_id".to_owned(),
-            parsed.unwrap_or_else(|| Value::String(raw.to_owned())),
-        );
+        // A form field is text: any decimal integer (leading zeros included, as typed into an
+        // input) is that integer; anything else stays text and fails as "must be an integer".
+        let value = match parse_int_param(raw) {
+            Some(IntParam::Int(id)) => Value::from(id),
+            Some(IntParam::OutOfRange) => {
+                let (sign, digits) = raw.strip_prefix('-').map_or(("", raw), |d| ("-", d));
+                let digits = digits.trim_start_matches('0');
+                serde_json::from_str(&format!("{sign}{digits}"))
+                    .unwrap_or_else(|_| Value::String(raw.to_owned()))
+            }
+            None => Value::String(raw.to_owned()),
+        };
+        obj.insert("user_id".to_owned(), value);
     }
     Value::Object(obj)
 }

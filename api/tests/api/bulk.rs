@@ -83,6 +83,10 @@ backend_test! {
         assert_eq!(upload(&app, csv_form(data)).await, (201, None, json!({"count": 1})));
         let (status, _, user) = parts(app.get("/users/7").await).await;
         assert_eq!((status, &user["username"]), (200, &json!("zoë")), "the BOM did not hide the id column");
+        // Header names are matched without regard to case or surrounding spaces.
+        let csv = " ID , Username ,EMAIL\n8,yan,yan@x.io\n";
+        assert_eq!(upload(&app, csv_form(csv)).await, (201, None, json!({"count": 1})));
+        assert_eq!(parts(app.get("/users/8").await).await.2["email"], "yan@x.io");
     }
 }
 

@@ -44,5 +44,13 @@ async fn a_write_on_one_instance_invalidates_the_other() {
     let (_, cache, body) = parts(b.get(&detail).await).await;
     assert_eq!(cache.as_deref(), Some("MISS"));
     assert_eq!(body["is_active"], false);
-    assert_eq!(b.get(&format!("/r/{code}")).await.status(), 404);
+    // b's in-process redirect tier hears of it through Redis pub/sub: within a second.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        if b.get(&format!("/r/{code}")).await.status() == 404 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "b still redirects a deactivated link after 1 s");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }

@@ -96,7 +96,7 @@ async fn debug_fail_with_incident_routes_enabled_is_a_json_500_postgres() {
 backend_test! {
     async fn unknown_routes_are_json_404_and_trailing_slashes_do_not_match(app) {
         let not_found = json!({"error": "Not found"});
-        for path in ["/nope", "/users/", "/urls/", "/events/", "/health/", "/users/1/", "/r/", "/r", "/urls/1/analytics/", "/api/users", "/USERS"] {
+        for path in ["/nope", "/users/", "/urls/", "/events/", "/health/", "/users/1/", "/r/", "/r", "/urls/1/analytics/", "/api/users", "/USERS", "//users", "/users//1", "/r//abc"] {
             let resp = app.get(path).await;
             assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/json"), "{path}");
             assert_eq!(parts(resp).await, (404, None, not_found.clone()), "{path}");
@@ -119,6 +119,8 @@ backend_test! {
             (Method::POST, "/r/abcdef"),
             (Method::DELETE, "/urls/1/analytics"),
             (Method::GET, "/shorten-ui"),
+            (Method::OPTIONS, "/users"),
+            (Method::PATCH, "/users/1"),
         ] {
             let resp = app.request(method.clone(), path, None).await;
             assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/json"), "{method} {path}");

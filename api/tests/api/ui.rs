@@ -117,6 +117,11 @@ backend_test! {
         assert_eq!((&list[0]["original_url"], &list[0]["user_id"]), (&json!("https://example.com/alias"), &user["id"]));
         let (_, _, events) = parts(app.get(&format!("/events?url_id={}", list[0]["id"])).await).await;
         assert_eq!(events[0]["user_id"], user["id"]);
+        // A number typed with leading zeros is still that number.
+        let (status, _) = shorten(&app, &[("original_url", "https://example.com/zeros"), ("user_id", &format!("00{uid}"))]).await;
+        assert_eq!(status, 201);
+        let (_, _, list) = parts(app.get(&format!("/urls?user_id={uid}")).await).await;
+        assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
     }
 }
 
