@@ -3,8 +3,8 @@
 //! Defects of apalis-redis 1.0 handled here (see `../shared/DEPENDENCIES.md`):
 //! - every push lands in `<q>:scheduled` and the fetch script promotes *all* due ids with one
 //!   Lua `unpack()`, which fails above ~8,000 ids and wedges every worker: [`ClickQueue::promote_due`]
-//!   moves due ids to `<q>:active` in bounded chunks, after every push and on a timer in the
-//!   worker, so the fetch script never sees a large due set;
+//!   moves due ids to `<q>:active` in bounded chunks, on a timer in every worker and for the
+//!   whole backlog before a worker starts, so the fetch script never sees a large due set;
 //! - finished jobs are never deleted: [`ClickQueue::prune_finished`] removes them in chunks;
 //! - the stats API is broken: [`ClickQueue::depth`] reads depth and age from the keys;
 //! - the default queue name is a Rust type path: [`queue_config`] always names the queue.
@@ -145,10 +145,9 @@ impl ClickQueue {
             .await
             .push(batch)
             .await
-            .map_err(|e| QueueError::Push(e.to_string()))?;
-        // Keep the scheduled set small so apalis' fetch script never wedges on it.
-        self.promote_due().await?;
-        Ok(())
+            .map_err(|e| QueueError::Push(e.to_string()))
+        // One round trip: promotion to `<q>:active` is the workers' job (every 100 ms, and
+        // the whole backlog in chunks before they start), so the api never pays for it.
     }
 
     /// Moves due jobs from `<q>:scheduled` to `<q>:active`, at most [`PROMOTE_CHUNK`] per call.

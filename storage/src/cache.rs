@@ -17,8 +17,8 @@
 //! subscription is down the tier is off (and cleared), so it can never serve stale targets.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
@@ -107,8 +107,16 @@ impl Cache {
         let redis = RedisCache::new(url)?;
         let prefix = format!("{prefix}:cache:");
         let channel = format!("{prefix}invalidate");
-        tokio::spawn(subscribe(redis.client.clone(), channel, redis.local.clone()));
-        Ok(Self { backend: Backend::Redis(redis), prefix, ttl })
+        tokio::spawn(subscribe(
+            redis.client.clone(),
+            channel,
+            redis.local.clone(),
+        ));
+        Ok(Self {
+            backend: Backend::Redis(redis),
+            prefix,
+            ttl,
+        })
     }
 
     fn channel(&self) -> String {
@@ -134,7 +142,11 @@ impl Cache {
                     return Some(hit);
                 }
                 let value = r
-                    .get_with_generation(&self.gen_key(), &self.prefix, &format!(":{}", key.suffix()))
+                    .get_with_generation(
+                        &self.gen_key(),
+                        &self.prefix,
+                        &format!(":{}", key.suffix()),
+                    )
                     .await?;
                 if let Some(k) = local_key {
                     r.local.put(k, &value, self.ttl, epoch);
@@ -153,7 +165,8 @@ impl Cache {
             Backend::Memory(m) => m.put(full, payload.to_owned(), ttl),
             Backend::Redis(r) => {
                 if let Some(k) = key.local() {
-                    r.local.put(k.to_owned(), payload, ttl, generation.local_epoch);
+                    r.local
+                        .put(k.to_owned(), payload, ttl, generation.local_epoch);
                 }
                 r.put(&full, payload, ttl).await;
             }
@@ -163,11 +176,20 @@ impl Cache {
     /// The current generation, read before loading data that will be cached.
     pub async fn generation(&self) -> Option<Generation> {
         match &self.backend {
-            Backend::Memory(m) => Some(Generation { shared: m.generation().to_string(), local_epoch: 0 }),
+            Backend::Memory(m) => Some(Generation {
+                shared: m.generation().to_string(),
+                local_epoch: 0,
+            }),
             Backend::Redis(r) => {
                 let local_epoch = r.local.epoch();
-                let shared = r.get_string(&self.gen_key()).await?.unwrap_or_else(|| "0".into());
-                Some(Generation { shared, local_epoch })
+                let shared = r
+                    .get_string(&self.gen_key())
+                    .await?
+                    .unwrap_or_else(|| "0".into());
+                Some(Generation {
+                    shared,
+                    local_epoch,
+                })
             }
         }
     }
@@ -423,7 +445,10 @@ impl LocalTier {
             return None;
         }
         let entries = self.entries.lock().ok()?;
-        entries.get(key).filter(|(expires, _)| *expires > Instant::now()).map(|(_, v)| v.clone())
+        entries
+            .get(key)
+            .filter(|(expires, _)| *expires > Instant::now())
+            .map(|(_, v)| v.clone())
     }
 
     fn put(&self, key: String, value: &str, ttl: Duration, epoch_seen: u64) {
@@ -470,7 +495,9 @@ async fn subscribe(client: redis::Client, channel: String, local: Arc<LocalTier>
                     }
                 }
                 local.set_enabled(false);
-                tracing::warn!("cache invalidation subscription lost; in-process tier off until it is back");
+                tracing::warn!(
+                    "cache invalidation subscription lost; in-process tier off until it is back"
+                );
             }
             Err(e) => {
                 local.set_enabled(false);

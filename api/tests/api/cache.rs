@@ -50,7 +50,10 @@ async fn a_write_on_one_instance_invalidates_the_other() {
         if b.get(&format!("/r/{code}")).await.status() == 404 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "b still redirects a deactivated link after 1 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b still redirects a deactivated link after 1 s"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
