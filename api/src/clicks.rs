@@ -78,6 +78,7 @@ pub enum Sink {
 
 impl ClickRecorder {
     /// Starts the batching task for `sink`.
+    #[must_use]
     pub fn start(sink: Sink, durability: Durability, metrics: ClickMetrics) -> Self {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         tokio::spawn(batcher(rx, sink, metrics.clone()));
@@ -102,10 +103,10 @@ impl ClickRecorder {
             tracing::error!("click queue full: click lost");
             return;
         }
-        if let Some(wait) = wait {
-            if tokio::time::timeout(ACK_TIMEOUT, wait).await.is_err() {
-                tracing::warn!("click not durable within {ACK_TIMEOUT:?}; answering anyway");
-            }
+        if let Some(wait) = wait
+            && tokio::time::timeout(ACK_TIMEOUT, wait).await.is_err()
+        {
+            tracing::warn!("click not durable within {ACK_TIMEOUT:?}; answering anyway");
         }
     }
 

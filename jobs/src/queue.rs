@@ -96,6 +96,9 @@ end
 return #ids
 ";
 
+/// due, future, ready, dead, done, the oldest scheduled (id, score), worker names.
+type DepthReply = (u64, u64, u64, u64, u64, Vec<(String, f64)>, Vec<String>);
+
 /// Producer and maintenance handle of one queue.
 pub struct ClickQueue {
     storage: tokio::sync::Mutex<RedisStorage<ClickBatch>>,
@@ -111,7 +114,7 @@ impl ClickQueue {
         let client = redis::Client::open(url)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(Duration::from_millis(1_000)))
+            .set_response_timeout(Some(Duration::from_secs(1)))
             .set_number_of_retries(2);
         let conn = client
             .get_connection_manager_with_config(manager_config)
@@ -197,15 +200,7 @@ impl ClickQueue {
         let mut conn = self.conn.clone();
         let now = now_secs();
         let scheduled = self.config.scheduled_jobs_set();
-        let (due, future, ready, dead, done, oldest, workers): (
-            u64,
-            u64,
-            u64,
-            u64,
-            u64,
-            Vec<(String, f64)>,
-            Vec<String>,
-        ) = redis::pipe()
+        let (due, future, ready, dead, done, oldest, workers): DepthReply = redis::pipe()
             .cmd("ZCOUNT")
             .arg(&scheduled)
             .arg("-inf")

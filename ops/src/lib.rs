@@ -1,5 +1,6 @@
 //! The operator's commands: schema migrations and imports of the legacy data set.
 
+pub mod bench;
 pub mod import;
 
 use clap::{Parser, Subcommand};
@@ -35,9 +36,65 @@ pub enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Benchmark helper: a bare poem server answering 302 on `/r/<code>` (the ceiling).
+    BenchBare {
+        #[arg(long, default_value = "127.0.0.1:5900")]
+        listen: std::net::SocketAddr,
+    },
+    /// Benchmark helper: GET a URL at a fixed rate.
+    BenchLoad {
+        #[arg(long)]
+        url: String,
+        /// Requests per second.
+        #[arg(long, default_value_t = 5000)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+    },
+    /// Benchmark helper: push synthetic clicks of one link onto the click queue.
+    BenchEnqueue {
+        #[arg(long, env = "REDIS_URL")]
+        redis_url: String,
+        #[arg(long, default_value = jobs::RecordClicks::QUEUE)]
+        queue: String,
+        #[arg(long)]
+        url_id: i64,
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        clicks: u64,
+        #[arg(long, default_value_t = 2000)]
+        batch: usize,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::BenchBare { listen } => return bench::bare(listen).await,
+        Command::BenchLoad {
+            url,
+            rate,
+            seconds,
+            connections,
+        } => {
+            return bench::load(&url, rate, seconds, connections)
+                .await
+                .map(|_| ());
+        }
+        Command::BenchEnqueue {
+            redis_url,
+            queue,
+            url_id,
+            code,
+            clicks,
+            batch,
+        } => {
+            return bench::enqueue(&redis_url, &queue, url_id, &code, clicks, batch).await;
+        }
+        Command::Migrate | Command::Import { .. } => {}
+    }
     let db = api::state::connect_db(&cli.database_url, 4).await?;
     match cli.command {
         Command::Migrate => {
@@ -47,6 +104,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import { dir, quiet } => {
             let report = import::import_dir(&db, &dir, !quiet).await?;
             println!("{report}");
+            Ok(())
+        }
+        Command::BenchBare { .. } | Command::BenchLoad { .. } | Command::BenchEnqueue { .. } => {
             Ok(())
         }
     }

@@ -123,14 +123,23 @@ struct CodeCounters {
     visitors: HashSet<String>,
 }
 
+/// Counters per code, batch ids already applied, and their order (oldest first, bounded).
+type MemoryState = (
+    HashMap<String, CodeCounters>,
+    HashSet<String>,
+    VecDeque<String>,
+);
+
+/// One shard's answer for a code: total, hourly buckets, raw HyperLogLog.
+type ShardReply = (Option<u64>, Vec<Option<u64>>, Option<Vec<u8>>);
+
+/// Per shard, per (code, hour): clicks and visitor hashes.
+type ShardGroups = BTreeMap<usize, BTreeMap<(String, i64), (u64, Vec<String>)>>;
+
 /// In-process counters (embedded default). Uniques are exact.
 #[derive(Default)]
 pub struct MemoryCounters {
-    inner: Mutex<(
-        HashMap<String, CodeCounters>,
-        HashSet<String>,
-        VecDeque<String>,
-    )>,
+    inner: Mutex<MemoryState>,
 }
 
 const MEMORY_BATCH_MEMORY: usize = 100_000;
@@ -146,10 +155,10 @@ impl MemoryCounters {
             return;
         }
         order.push_back(batch_id.to_owned());
-        if order.len() > MEMORY_BATCH_MEMORY {
-            if let Some(old) = order.pop_front() {
-                applied.remove(&old);
-            }
+        if order.len() > MEMORY_BATCH_MEMORY
+            && let Some(old) = order.pop_front()
+        {
+            applied.remove(&old);
         }
         for click in clicks {
             let c = codes.entry(click.short_code.clone()).or_default();
@@ -271,10 +280,9 @@ impl ShardedCounters {
             .down_until
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            && Instant::now() < until
         {
-            if Instant::now() < until {
-                return None;
-            }
+            return None;
         }
         let mut guard = shard.conn.lock().await;
         if let Some(conn) = guard.as_ref() {
@@ -284,21 +292,18 @@ impl ShardedCounters {
             .set_connection_timeout(Some(SHARD_TIMEOUT))
             .set_response_timeout(Some(SHARD_TIMEOUT))
             .set_number_of_retries(0);
-        match tokio::time::timeout(
+        if let Ok(Ok(conn)) = tokio::time::timeout(
             SHARD_TIMEOUT * 2,
             shard.client.get_connection_manager_with_config(config),
         )
         .await
         {
-            Ok(Ok(conn)) => {
-                *guard = Some(conn.clone());
-                Some(conn)
-            }
-            _ => {
-                drop(guard);
-                self.mark_down(i);
-                None
-            }
+            *guard = Some(conn.clone());
+            Some(conn)
+        } else {
+            drop(guard);
+            self.mark_down(i);
+            None
         }
     }
 
@@ -321,8 +326,7 @@ impl ShardedCounters {
 
     async fn apply(&self, batch_id: &str, clicks: &[Click]) -> Result<(), CounterError> {
         // Group by owning shard, then by (code, hour).
-        let mut groups: BTreeMap<usize, BTreeMap<(String, i64), (u64, Vec<String>)>> =
-            BTreeMap::new();
+        let mut groups: ShardGroups = BTreeMap::new();
         for click in clicks {
             let Some(owner) = self.ring.owner(&click.short_code) else {
                 return Err(CounterError::NoShard);
@@ -396,14 +400,13 @@ impl ShardedCounters {
     /// applied it there); the owner's own marker is checked atomically by the script.
     async fn marker_anywhere(&self, marker: &str, owner: usize) -> bool {
         for shard in (0..self.shards.len()).filter(|s| *s != owner) {
-            if let Some(mut conn) = self.conn(shard).await {
-                if let Ok(true) = redis::cmd("EXISTS")
+            if let Some(mut conn) = self.conn(shard).await
+                && let Ok(true) = redis::cmd("EXISTS")
                     .arg(marker)
                     .query_async::<bool>(&mut conn)
                     .await
-                {
-                    return true;
-                }
+            {
+                return true;
             }
         }
         false
@@ -428,7 +431,7 @@ impl ShardedCounters {
                 unavailable += 1;
                 continue;
             };
-            let result: Result<(Option<u64>, Vec<Option<u64>>, Option<Vec<u8>>), _> = redis::pipe()
+            let result: Result<ShardReply, _> = redis::pipe()
                 .cmd("GET")
                 .arg(&total_key)
                 .cmd("MGET")
@@ -437,19 +440,16 @@ impl ShardedCounters {
                 .arg(&uv_key)
                 .query_async(&mut conn)
                 .await;
-            match result {
-                Ok((t, hs, uv)) => {
-                    total += t.unwrap_or(0);
-                    for (slot, v) in hourly.iter_mut().zip(hs) {
-                        *slot += v.unwrap_or(0);
-                    }
-                    hlls.extend(uv);
-                    healthy = Some(conn);
+            if let Ok((t, hs, uv)) = result {
+                total += t.unwrap_or(0);
+                for (slot, v) in hourly.iter_mut().zip(hs) {
+                    *slot += v.unwrap_or(0);
                 }
-                Err(_) => {
-                    self.mark_down(shard);
-                    unavailable += 1;
-                }
+                hlls.extend(uv);
+                healthy = Some(conn);
+            } else {
+                self.mark_down(shard);
+                unavailable += 1;
             }
         }
         let unique_visitors = match (hlls.len(), healthy) {

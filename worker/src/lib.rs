@@ -37,11 +37,19 @@ pub struct WorkerState {
 }
 
 #[handler]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "poem extractors are taken by value"
+)]
 fn health(instance: poem::web::Data<&Arc<String>>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok", "instance": instance.as_str() }))
 }
 
 #[handler]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "poem extractors are taken by value"
+)]
 fn render_metrics(metrics: poem::web::Data<&WorkerMetrics>) -> String {
     metrics.render()
 }
@@ -57,9 +65,9 @@ pub async fn run(
     let counters =
         Counters::sharded(&config.shards(), &config.cache_prefix).context("REDIS_SHARDS")?;
     let cache = match &config.cache_redis_url {
-        Some(url) => Cache::redis(url, &config.cache_prefix, Duration::from_secs(60))
+        Some(url) => Cache::redis(url, &config.cache_prefix, Duration::from_mins(1))
             .context("CACHE_REDIS_URL")?,
-        None => Cache::memory(Duration::from_secs(60)),
+        None => Cache::memory(Duration::from_mins(1)),
     };
     let queue = Arc::new(
         ::jobs::ClickQueue::connect(&config.redis_url, Some(&config.click_queue))

@@ -17,7 +17,7 @@ const PRUNE_CHUNK: usize = 1_000;
 /// Runs forever; errors are logged and retried on the next tick.
 pub async fn run(state: Arc<WorkerState>, queue: Arc<ClickQueue>) {
     let mut last_housekeeping = tokio::time::Instant::now();
-    let mut last_stats = storage::counters::ShardStats::default();
+    let mut previous = storage::counters::ShardStats::default();
     loop {
         if let Err(e) = queue.promote_all_due().await {
             tracing::warn!(error = %e, "promoting due jobs failed");
@@ -26,16 +26,16 @@ pub async fn run(state: Arc<WorkerState>, queue: Arc<ClickQueue>) {
             last_housekeeping = tokio::time::Instant::now();
             prune(&state, &queue).await;
             export_depth(&state, &queue).await;
-            let stats = state.counters.stats();
+            let snapshot = state.counters.stats();
             state
                 .metrics
                 .shard_failures
-                .inc_by(stats.failures - last_stats.failures);
+                .inc_by(snapshot.failures - previous.failures);
             state
                 .metrics
                 .shard_failovers
-                .inc_by(stats.failovers - last_stats.failovers);
-            last_stats = stats;
+                .inc_by(snapshot.failovers - previous.failovers);
+            previous = snapshot;
         }
         tokio::time::sleep(PROMOTE_EVERY).await;
     }

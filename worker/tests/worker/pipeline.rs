@@ -139,7 +139,7 @@ async fn a_batch_ingested_twice_counts_once() {
     let conn = db.connect().await;
     let links = seed_links(&conn, 2).await;
     let counters = Counters::sharded(&[shard.addr()], &ns.prefix).unwrap();
-    let cache = Cache::memory(Duration::from_secs(60));
+    let cache = Cache::memory(Duration::from_mins(1));
     let batch = jobs::ClickBatch::new(vec![
         click(links[0].0, &links[0].1, "v1"),
         click(links[0].0, &links[0].1, "v2"),
@@ -178,7 +178,7 @@ async fn clicks_of_a_deleted_link_are_dropped_without_failing_the_batch() {
     )
     .await;
     let counters = Counters::sharded(&[shard.addr()], &ns.prefix).unwrap();
-    let cache = Cache::memory(Duration::from_secs(60));
+    let cache = Cache::memory(Duration::from_mins(1));
     let batch = jobs::ClickBatch::new(vec![
         click(links[0].0, &links[0].1, "v"),
         click(links[1].0, &links[1].1, "v"),
@@ -196,7 +196,7 @@ async fn clicks_of_a_deleted_link_are_dropped_without_failing_the_batch() {
 )]
 async fn counters_fail_over_clockwise_when_a_shard_stops_and_reads_still_find_them() {
     let ns = Namespace::new();
-    let mut shards = vec![
+    let mut shards = [
         RedisServer::start(),
         RedisServer::start(),
         RedisServer::start(),
