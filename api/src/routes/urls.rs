@@ -75,12 +75,12 @@ fn present(v: Option<&Value>) -> Option<&Value> {
     v.filter(|v| !v.is_null() && v.as_str() != Some(""))
 }
 
-/// Title rules shared by create and update: string or null; trimmed; blank → null.
-fn title_value(value: Option<&Value>) -> ApiResult<Option<Option<String>>> {
+/// Title rules shared by create and update for a given `title`: string or null; trimmed;
+/// blank → null.
+fn title_value(value: &Value) -> ApiResult<Option<String>> {
     match value {
-        None => Ok(None),
-        Some(Value::Null) => Ok(Some(None)),
-        Some(Value::String(s)) => {
+        Value::Null => Ok(None),
+        Value::String(s) => {
             let s = s.trim();
             if s.contains('\0') {
                 return Err(ApiError::bad_request(
@@ -92,9 +92,9 @@ fn title_value(value: Option<&Value>) -> ApiResult<Option<Option<String>>> {
                     "Field 'title' must not exceed {MAX_TITLE} characters"
                 )));
             }
-            Ok(Some((!s.is_empty()).then(|| s.to_owned())))
+            Ok((!s.is_empty()).then(|| s.to_owned()))
         }
-        Some(_) => Err(ApiError::bad_request("Field 'title' must be a string")),
+        _ => Err(ApiError::bad_request("Field 'title' must be a string")),
     }
 }
 
@@ -132,7 +132,7 @@ async fn validate_create(state: &AppState, obj: &Map<String, Value>) -> ApiResul
             "Field 'original_url' must not exceed {MAX_URL} characters"
         )));
     }
-    let title = title_value(obj.get("title"))?.flatten();
+    let title = obj.get("title").map(title_value).transpose()?.flatten();
     let unknown_user = || ApiError::bad_request("Field 'user_id' must reference an existing user");
     let user_id = match user_ref {
         IntValue::Int(id) => {
@@ -386,8 +386,10 @@ impl UrlsApi {
             Some(Value::Bool(b)) => Some(*b),
             Some(_) => return Err(ApiError::bad_request("Field 'is_active' must be a boolean")),
         };
-        let title = title_value(obj.get("title"))?;
-        let new_title = title.clone().unwrap_or_else(|| existing.title.clone());
+        let new_title = match obj.get("title") {
+            None => existing.title.clone(),
+            Some(value) => title_value(value)?,
+        };
         let new_active = is_active.unwrap_or(existing.is_active);
         if new_title == existing.title && new_active == existing.is_active {
             return Ok(UrlRead::Ok(Json(existing.into()), BYPASS.into()));

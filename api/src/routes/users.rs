@@ -101,13 +101,13 @@ fn validate(
     };
     let username = get(obj, "username", 120)?;
     let email = get(obj, "email", 255)?;
-    if let Some(email) = &email {
-        if !valid_email(email) {
-            return Err(ApiError::field(
-                "email",
-                "Field 'email' must be a valid email address",
-            ));
-        }
+    if let Some(email) = &email
+        && !valid_email(email)
+    {
+        return Err(ApiError::field(
+            "email",
+            "Field 'email' must be a valid email address",
+        ));
     }
     Ok((username, email))
 }

@@ -165,7 +165,6 @@ pub struct TestApp {
     pub backend: Backend,
     pub storage: Arc<Storage>,
     shutdown: Option<oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// The configuration a test app gets: every default, then the test's storage.
@@ -216,7 +215,7 @@ impl TestApp {
                 .expect("tcp address")
         );
         let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
+        tokio::spawn(async move {
             api::serve(app, acceptor, async {
                 let _ = rx.await;
             })
@@ -234,7 +233,6 @@ impl TestApp {
             backend,
             storage,
             shutdown: Some(tx),
-            server: Some(server),
         }
     }
 
@@ -310,16 +308,6 @@ impl TestApp {
             .await;
         assert_eq!(resp.status(), 201, "creating url {original_url}");
         resp.json().await.expect("json")
-    }
-
-    /// Stops the server (graceful: in-flight requests finish, clicks are flushed).
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(server) = self.server.take() {
-            let _ = server.await;
-        }
     }
 }
 

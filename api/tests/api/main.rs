@@ -1,7 +1,13 @@
 //! Integration tests of the HTTP contract: the real app over real HTTP, each test with its own
 //! database and Redis namespace (see `helpers`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+// Test data writes ids as the JSON clients send them (e.g. 99999999999999999999).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
+    clippy::unreadable_literal
+)]
 
 mod helpers;
 

@@ -290,7 +290,7 @@ backend_test! {
 
 async fn trusted_proxy_forwarded_for(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| {
-        c.trusted_proxy = Some("127.0.0.1".parse().unwrap())
+        c.trusted_proxy = Some("127.0.0.1".parse().unwrap());
     })
     .await;
     let hashes = visitor_hashes(&app).await;

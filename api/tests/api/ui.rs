@@ -203,7 +203,7 @@ backend_test! {
 
 async fn public_base_url_is_used(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| {
-        c.public_base_url = Some("https://sho.rt".into())
+        c.public_base_url = Some("https://sho.rt".into());
     })
     .await;
     let (status, html) = shorten(&app, &[("original_url", "https://example.com/pub")]).await;

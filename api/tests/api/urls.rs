@@ -1,6 +1,8 @@
 //! Section 4 (URLs): create (alias, every 400 in order, idempotency, the created event), list
 //! (filters, limit, cache key), update (rules, the updated event) and delete.
 
+use std::fmt::Write as _;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -217,10 +219,10 @@ backend_test! {
 
 backend_test! {
     async fn get_urls_default_limit_is_100_and_the_cap_is_500(app) {
-        let mut csv = String::from("id,user_id,short_code,original_url\n");
-        for i in 1..=501 {
-            csv.push_str(&format!("{i},,c{i:05},https://example.com/{i}\n"));
-        }
+        let csv = (1..=501).fold(String::from("id,user_id,short_code,original_url\n"), |mut csv, i| {
+            let _ = writeln!(csv, "{i},,c{i:05},https://example.com/{i}");
+            csv
+        });
         let rows = api::import::parse_urls(csv.as_bytes()).unwrap();
         api::import::insert_skipping_existing(&app.state.db, rows, |_| {}).await.unwrap();
         // No list was read before, so nothing cached hides the imported rows.

@@ -1,6 +1,8 @@
 //! Section 3 (users): create with every 422 in order, list and pagination, get, partial
 //! update (uniqueness, `{}`), delete (links and events survive with `user_id = null`).
 
+use std::fmt::Write as _;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -161,10 +163,10 @@ backend_test! {
 
 backend_test! {
     async fn get_users_caps_per_page_at_1000(app) {
-        let mut csv = String::from("id,username,email\n");
-        for i in 1..=1001 {
-            csv.push_str(&format!("{i},user{i},user{i}@x.io\n"));
-        }
+        let csv = (1..=1001).fold(String::from("id,username,email\n"), |mut csv, i| {
+            let _ = writeln!(csv, "{i},user{i},user{i}@x.io");
+            csv
+        });
         let form = reqwest::multipart::Form::new()
             .part("file", reqwest::multipart::Part::bytes(csv.into_bytes()).file_name("users.csv"));
         let resp = app.client.post(app.url("/users/bulk")).multipart(form).send().await.unwrap();
