@@ -100,6 +100,50 @@ pub async fn run(
         }
     });
 
+    let asked = Arc::new(AtomicBool::new(false));
+    let asked_in_signal = asked.clone();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        asked_in_signal.store(true, Ordering::SeqCst);
+        tracing::info!("shutting down: in-flight jobs finish, fetched ones go back to the queue");
+        let _ = stop_tx.send(true);
+    });
+    tracing::info!(listen = %config.listen, queue = %config.click_queue, concurrency = config.click_concurrency, "curtain-worker running");
+
+    // apalis workers end when their Redis fails (or, with apalis-redis 1.0, silently with
+    // Ok). Supervise: run the pools again under new names (the orphans of the old names come
+    // back within seconds) unless shutdown was asked; give up, non-zero, if they keep dying.
+    let mut recent_restarts: Vec<std::time::Instant> = Vec::new();
+    loop {
+        let result = run_pools(&config, &state, stop_rx.clone()).await;
+        if asked.load(Ordering::SeqCst) {
+            http.abort();
+            return result.context("worker monitor");
+        }
+        let pending = queue.depth().await.map(|d| d.pending()).ok();
+        state.metrics.pool_restarts.inc();
+        tracing::error!(
+            ?result,
+            ?pending,
+            "worker pools stopped on their own; restarting them"
+        );
+        recent_restarts.retain(|t| t.elapsed() < Duration::from_mins(1));
+        recent_restarts.push(std::time::Instant::now());
+        if recent_restarts.len() > 30 {
+            http.abort();
+            anyhow::bail!("worker pools keep stopping ({result:?}); {pending:?} jobs pending");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// One run of the apalis monitor with every job's pool, until it ends or `stop` turns true.
+async fn run_pools(
+    config: &Config,
+    state: &Arc<WorkerState>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let conn = apalis_redis::connect(config.redis_url.as_str())
         .await
         .context("REDIS_URL (workers)")?;
@@ -107,24 +151,15 @@ pub async fn run(
         RedisStorage::new(conn).with_config(::jobs::queue::queue_config(&config.click_queue));
     let monitor = jobs::register(
         Monitor::new().shutdown_timeout(Duration::from_secs(30)),
-        &state,
+        state,
         &storage,
     );
-    tracing::info!(listen = %config.listen, queue = %config.click_queue, concurrency = config.click_concurrency, "curtain-worker running");
-
-    let asked = Arc::new(AtomicBool::new(false));
-    let asked_in_signal = asked.clone();
     let signal = async move {
-        shutdown.await;
-        asked_in_signal.store(true, Ordering::SeqCst);
-        tracing::info!("shutting down: in-flight jobs finish, fetched ones go back to the queue");
+        let _ = stop.wait_for(|s| *s).await;
         Ok(())
     };
-    let result = monitor.run_with_signal(signal).await;
-    http.abort();
-    if asked.load(Ordering::SeqCst) {
-        return result.context("worker monitor");
-    }
-    let pending = queue.depth().await.map(|d| d.pending()).unwrap_or_default();
-    anyhow::bail!("worker monitor stopped on its own ({result:?}) with {pending} jobs pending")
+    monitor
+        .run_with_signal(signal)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
 }

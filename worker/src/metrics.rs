@@ -20,6 +20,7 @@ pub struct WorkerMetrics {
     pub shard_failures: IntCounter,
     pub shard_failovers: IntCounter,
     pub jobs_pruned: IntCounter,
+    pub pool_restarts: IntCounter,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -115,6 +116,10 @@ impl WorkerMetrics {
             jobs_pruned: counter(
                 "curtain_queue_jobs_pruned_total",
                 "Finished jobs deleted from Redis.",
+            ),
+            pool_restarts: counter(
+                "curtain_worker_pool_restarts_total",
+                "Times the worker pools stopped on their own and were started again.",
             ),
             registry,
         }

@@ -41,6 +41,15 @@ impl TestDb {
         Self { url, name }
     }
 
+    /// The same database reached through a proxy on `port` (for outage tests); not dropped.
+    pub fn proxied(db: &TestDb, port: u16) -> ProxiedDb {
+        let (scheme_user, rest) = db.url.split_once('@').unwrap();
+        let path = rest.split_once('/').map_or("", |(_, p)| p);
+        ProxiedDb {
+            url: format!("{scheme_user}@127.0.0.1:{port}/{path}"),
+        }
+    }
+
     pub async fn connect(&self) -> DatabaseConnection {
         Database::connect(&self.url).await.unwrap()
     }
@@ -63,6 +72,28 @@ impl Drop for TestDb {
             });
         })
         .join();
+    }
+}
+
+/// A database URL that is not owned (nothing to drop).
+pub struct ProxiedDb {
+    pub url: String,
+}
+
+/// Anything with a database URL.
+pub trait HasUrl {
+    fn db_url(&self) -> &str;
+}
+
+impl HasUrl for TestDb {
+    fn db_url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl HasUrl for ProxiedDb {
+    fn db_url(&self) -> &str {
+        &self.url
     }
 }
 
@@ -153,7 +184,7 @@ impl Namespace {
 }
 
 pub fn worker_config(
-    db: &TestDb,
+    db: &impl HasUrl,
     redis_url: &str,
     shards: &[String],
     ns: &Namespace,
@@ -161,7 +192,7 @@ pub fn worker_config(
     use clap::Parser;
     let mut config = worker::Config::parse_from(["curtain-worker", "--redis-url", redis_url]);
     config.listen = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    config.database_url.clone_from(&db.url);
+    db.db_url().clone_into(&mut config.database_url);
     config.database_max_connections = 8;
     config.redis_shards = shards.to_vec();
     config.cache_redis_url = Some(redis_url.to_owned());
@@ -214,19 +245,31 @@ pub struct ApiServer {
 }
 
 pub async fn spawn_api(
-    db: &TestDb,
+    db: &impl HasUrl,
     redis_url: &str,
+    shards: &[String],
+    ns: &Namespace,
+    spool: &std::path::Path,
+) -> ApiServer {
+    spawn_api_with_cache(db, redis_url, redis_url, shards, ns, spool).await
+}
+
+/// The api with its queue on `redis_url` and its cache on `cache_url`.
+pub async fn spawn_api_with_cache(
+    db: &impl HasUrl,
+    redis_url: &str,
+    cache_url: &str,
     shards: &[String],
     ns: &Namespace,
     spool: &std::path::Path,
 ) -> ApiServer {
     use clap::Parser;
     let mut config = api::Config::parse_from(["curtain-api"]);
-    config.database_url.clone_from(&db.url);
+    db.db_url().clone_into(&mut config.database_url);
     config.database_max_connections = 8;
     config.redis_url = Some(redis_url.to_owned());
     config.redis_shards = shards.to_vec();
-    config.cache_redis_url = Some(redis_url.to_owned());
+    config.cache_redis_url = Some(cache_url.to_owned());
     config.cache_prefix.clone_from(&ns.prefix);
     config.click_queue.clone_from(&ns.queue);
     config.click_spool_dir = spool.to_owned();

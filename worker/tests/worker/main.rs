@@ -7,4 +7,5 @@
 mod helpers;
 
 mod defects;
+mod faults;
 mod pipeline;

@@ -1,0 +1,277 @@
+//! Faults under load, with real processes on loopback: redirects of a known link keep
+//! answering 302, and after recovery the events table holds every click exactly once
+//! (compared with the load generator's own count of 302s).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::helpers::*;
+
+/// A TCP proxy whose upstream can be cut: while cut, open connections are dropped and new ones
+/// are closed at once, as if the server were unreachable.
+struct CuttableProxy {
+    port: u16,
+    up: Arc<AtomicBool>,
+    generation: Arc<AtomicU64>,
+}
+
+impl CuttableProxy {
+    async fn start(upstream: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let generation = Arc::new(AtomicU64::new(0));
+        let (upstream, up2, gen2) = (upstream.to_owned(), up.clone(), generation.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let (upstream, up3, gen3) = (upstream.clone(), up2.clone(), gen2.clone());
+                let born = gen3.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
+                    tokio::pin!(copy);
+                    loop {
+                        tokio::select! {
+                            _ = &mut copy => return,
+                            () = tokio::time::sleep(Duration::from_millis(20)) => {
+                                if !up3.load(Ordering::SeqCst) || gen3.load(Ordering::SeqCst) != born {
+                                    return; // cut: both sockets are dropped
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            up,
+            generation,
+        }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Redirect load from `conns` loops until `stop`; returns (302s, other answers).
+fn redirect_load(
+    url: String,
+    conns: usize,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(u64, u64)> {
+    tokio::spawn(async move {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let ok = Arc::new(AtomicU64::new(0));
+        let bad = Arc::new(AtomicU64::new(0));
+        let mut loops = Vec::new();
+        for _ in 0..conns {
+            let (client, url, ok, bad, stop) = (
+                client.clone(),
+                url.clone(),
+                ok.clone(),
+                bad.clone(),
+                stop.clone(),
+            );
+            loops.push(tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    match client.get(&url).send().await {
+                        Ok(r) if r.status() == 302 => ok.fetch_add(1, Ordering::SeqCst),
+                        _ => bad.fetch_add(1, Ordering::SeqCst),
+                    };
+                }
+            }));
+        }
+        for l in loops {
+            l.await.unwrap();
+        }
+        (ok.load(Ordering::SeqCst), bad.load(Ordering::SeqCst))
+    })
+}
+
+async fn create_link(client: &reqwest::Client, api: &ApiServer) -> String {
+    let created: serde_json::Value = client
+        .post(format!("{}/urls", api.address))
+        .json(&serde_json::json!({"original_url": "https://example.com/fault"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = created["short_code"].as_str().unwrap().to_owned();
+    // Warm the redirect caches: a known link needs no database from here on.
+    assert_eq!(
+        client
+            .get(format!("{}/r/{code}", api.address))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        302
+    );
+    code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn postgres_unreachable_for_10s_under_load_loses_and_doubles_no_click() {
+    let db = TestDb::new().await;
+    let ns = Namespace::new();
+    let redis = RedisServer::start();
+    let pg_port = db
+        .url
+        .split('@')
+        .nth(1)
+        .and_then(|h| h.split('/').next())
+        .unwrap_or("127.0.0.1:5432")
+        .to_owned();
+    let proxy = CuttableProxy::start(&pg_port).await;
+    let proxied = TestDb::proxied(&db, proxy.port);
+    let spool = tempfile::tempdir().unwrap();
+    let api = spawn_api(&proxied, &redis.url(), &[redis.addr()], &ns, spool.path()).await;
+    let (_stop_worker, _worker) =
+        spawn_worker(worker_config(&proxied, &redis.url(), &[redis.addr()], &ns));
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let code = create_link(&client, &api).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = redirect_load(format!("{}/r/{code}", api.address), 8, stop.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    proxy.restore();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    let (ok, bad) = load.await.unwrap();
+    assert_eq!(
+        bad, 0,
+        "every redirect of the known link answered 302 during the outage"
+    );
+
+    let conn = db.connect().await;
+    let expected = ok as i64 + 1; // plus the warming redirect
+    eventually(
+        Duration::from_secs(90),
+        "every click ingested after PostgreSQL is back",
+        || async {
+            count(
+                &conn,
+                "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'",
+            )
+            .await
+                >= expected
+        },
+    )
+    .await;
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'"
+        )
+        .await,
+        expected
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT COUNT(DISTINCT click_id) FROM events WHERE event_type = 'redirect'"
+        )
+        .await,
+        expected
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn queue_redis_unreachable_for_10s_under_load_loses_and_doubles_no_click() {
+    let db = TestDb::new().await;
+    let ns = Namespace::new();
+    let queue_redis = RedisServer::start();
+    let proxy = CuttableProxy::start(&queue_redis.addr()).await;
+    let queue_url = format!("redis://127.0.0.1:{}/", proxy.port);
+    let cache_redis = env("CURTAIN_TEST_REDIS_URL");
+    let spool = tempfile::tempdir().unwrap();
+    let api = spawn_api_with_cache(
+        &db,
+        &queue_url,
+        &cache_redis,
+        &[queue_redis.addr()],
+        &ns,
+        spool.path(),
+    )
+    .await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let code = create_link(&client, &api).await;
+    let (_stop_worker, _worker) =
+        spawn_worker(worker_config(&db, &queue_url, &[queue_redis.addr()], &ns));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = redirect_load(format!("{}/r/{code}", api.address), 8, stop.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    proxy.restore();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    let (ok, bad) = load.await.unwrap();
+    assert_eq!(
+        bad, 0,
+        "every redirect of the known link answered 302 while the queue was unreachable"
+    );
+    assert!(std::fs::read_dir(spool.path()).is_ok());
+
+    let conn = db.connect().await;
+    let expected = ok as i64 + 1;
+    eventually(
+        Duration::from_mins(1),
+        "every click ingested after the queue is back",
+        || async {
+            count(
+                &conn,
+                "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'",
+            )
+            .await
+                >= expected
+        },
+    )
+    .await;
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'"
+        )
+        .await,
+        expected
+    );
+}
