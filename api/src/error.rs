@@ -78,7 +78,7 @@ impl ApiError {
 
     /// A generic 500; `cause` is logged (once, here) and never shown to the client.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "request failed");
+        tracing::error!(request_id = %current_request_id(), error = %cause, "request failed");
         Self::Internal(body("Internal server error"))
     }
 
@@ -143,29 +143,25 @@ fn request_id(req: &Request) -> String {
 /// connection.
 pub async fn catch_all<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response> {
     use futures_util::FutureExt;
-    use tracing::Instrument;
 
     let id = request_id(&req);
-    let span = tracing::info_span!(
-        "request",
-        request_id = %id,
-        method = %req.method(),
-        path = %req.uri().path()
-    );
-    let outcome = std::panic::AssertUnwindSafe(ep.call(req))
-        .catch_unwind()
-        .instrument(span.clone())
+    // A task-local rather than a tracing span: the id costs nothing unless something is logged.
+    let outcome = REQUEST_ID
+        .scope(
+            id.clone(),
+            std::panic::AssertUnwindSafe(ep.call(req)).catch_unwind(),
+        )
         .await;
     let mut resp = match outcome {
         Ok(Ok(resp)) => resp.into_response(),
-        Ok(Err(err)) => span.in_scope(|| error_response(err)),
+        Ok(Err(err)) => REQUEST_ID.sync_scope(id.clone(), || error_response(err)),
         Err(panic) => {
             let cause = panic
                 .downcast_ref::<&str>()
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "non-string panic payload".to_owned());
-            span.in_scope(|| tracing::error!(panic = %cause, "request panicked"));
+            tracing::error!(request_id = %id, panic = %cause, "request panicked");
             json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
         }
     };
@@ -173,6 +169,17 @@ pub async fn catch_all<E: Endpoint>(ep: E, req: Request) -> poem::Result<Respons
         resp.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     Ok(resp)
+}
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being served (for logs), or `-` outside a request.
+fn current_request_id() -> String {
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| "-".to_owned())
 }
 
 fn error_response(err: poem::Error) -> Response {
@@ -191,7 +198,7 @@ fn error_response(err: poem::Error) -> Response {
     }
     let status = err.status();
     if status.is_server_error() {
-        tracing::error!(error = %err, "request failed");
+        tracing::error!(request_id = %current_request_id(), error = %err, "request failed");
         return json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
     }
     if status == StatusCode::NOT_FOUND {

@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 
+use chrono::Timelike;
 use entity::{event, url};
 use jobs::{Click, ClickBatch};
 use sea_orm::sea_query::OnConflict;
@@ -37,7 +38,8 @@ fn row(c: &Click) -> event::ActiveModel {
         url_id: Set(Some(c.url_id)),
         user_id: Set(None),
         event_type: Set("redirect".to_owned()),
-        timestamp: Set(c.at),
+        // Events show whole seconds; the click keeps its precise time for lag measurements.
+        timestamp: Set(c.at.with_nanosecond(0).unwrap_or(c.at)),
         details: Set(Some(serde_json::json!({ "short_code": c.short_code }))),
         click_id: Set(Some(c.click_id.clone())),
         visitor_hash: Set(Some(c.visitor_hash.clone())),

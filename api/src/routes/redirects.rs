@@ -19,7 +19,6 @@ use super::urls::NOT_FOUND;
 use super::{Api, Tag, read_through};
 use crate::cache::CacheKey;
 use crate::error::{ApiError, ApiResult};
-use crate::models::now;
 use crate::short_code::ShortCode;
 use crate::state::AppState;
 use crate::target_url::to_location;
@@ -120,7 +119,7 @@ async fn redirect(state: &AppState, raw: &str, req: &Request) -> ApiResult<Redir
             click_id: uuid::Uuid::new_v4().to_string(),
             url_id: target.id,
             short_code: code.as_str().to_owned(),
-            at: now(),
+            at: chrono::Utc::now().naive_utc(),
             visitor_hash: visitor_hash(state, client_ip(state, req)),
             user_agent: header(req, "user-agent"),
             referrer: header(req, "referer"),
