@@ -156,14 +156,25 @@ async fn batcher(mut rx: mpsc::Receiver<Msg>, sink: Sink, metrics: ClickMetrics)
 async fn deliver(sink: &Sink, batch: ClickBatch, metrics: &ClickMetrics) {
     let n = batch.clicks.len() as u64;
     match sink {
-        Sink::Queue { queue, spool } => match queue.push(batch.clone()).await {
-            Ok(()) => metrics.enqueued.inc_by(n),
-            Err(e) => {
-                tracing::warn!(error = %e, clicks = n, "click queue unreachable; spooling batch");
-                spool_until_stored(spool, &batch).await;
-                metrics.spooled.inc_by(n);
+        Sink::Queue { queue, spool } => {
+            // Encoded once: the same bytes go to the queue or, if it is unreachable, the spool.
+            let payload = match serde_json::to_vec(&batch) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, clicks = n, "cannot encode click batch: clicks lost");
+                    metrics.lost_overflow.inc_by(n);
+                    return;
+                }
+            };
+            match queue.push_encoded(&payload).await {
+                Ok(()) => metrics.enqueued.inc_by(n),
+                Err(e) => {
+                    tracing::warn!(error = %e, clicks = n, "click queue unreachable; spooling batch");
+                    spool_until_stored(spool, &batch.batch_id, &payload).await;
+                    metrics.spooled.inc_by(n);
+                }
             }
-        },
+        }
         Sink::Embedded {
             db,
             counters,
@@ -188,9 +199,9 @@ async fn deliver(sink: &Sink, batch: ClickBatch, metrics: &ClickMetrics) {
     }
 }
 
-async fn spool_until_stored(spool: &Spool, batch: &ClickBatch) {
+async fn spool_until_stored(spool: &Spool, batch_id: &str, payload: &[u8]) {
     let mut backoff = Duration::from_millis(50);
-    while let Err(e) = spool.store(batch).await {
+    while let Err(e) = spool.store(batch_id, payload).await {
         tracing::error!(error = %e, "cannot write the click spool; retrying");
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));

@@ -50,9 +50,10 @@ impl App {
             metrics.templates =
                 metrics::RouteTemplates::from_spec_paths(paths.keys().map(String::as_str));
         }
+        let metrics = Arc::new(metrics);
         routes::routes(&self.state)
             .into_endpoint()
-            .around(move |ep, req| metrics::track(metrics.clone(), ep, req))
+            .around(move |ep, req| metrics::track(Arc::clone(&metrics), ep, req))
             .around(error::catch_all)
             .boxed()
     }

@@ -2,6 +2,10 @@
 
 use clap::Parser;
 
+// glibc's allocator contends between runtime threads on the redirect path; mimalloc does not.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = api::Config::parse();

@@ -113,9 +113,9 @@ impl Metrics {
         String::from_utf8_lossy(&buf).into_owned()
     }
 
-    fn observe(&self, method: &str, path: &str, status: u16, seconds: f64) {
+    fn observe(&self, method: &str, path: &str, status: poem::http::StatusCode, seconds: f64) {
         self.requests
-            .with_label_values(&[method, path, status.to_string().as_str(), &self.instance])
+            .with_label_values(&[method, path, status.as_str(), &self.instance])
             .inc();
         self.duration
             .with_label_values(&[method, path, &self.instance])
@@ -124,27 +124,30 @@ impl Metrics {
 }
 
 /// Middleware: times every request and labels it with the matched route template.
-pub async fn track<E: Endpoint>(metrics: Metrics, ep: E, req: Request) -> poem::Result<Response> {
+pub async fn track<E: Endpoint>(
+    metrics: std::sync::Arc<Metrics>,
+    ep: E,
+    req: Request,
+) -> poem::Result<Response> {
     if req.uri().path() == "/metrics" {
         return ep.call(req).await.map(IntoResponse::into_response);
     }
-    let method = req.method().as_str().to_owned();
+    let method = req.method().clone();
     let started = Instant::now();
     let resp = ep.call(req).await.map(IntoResponse::into_response);
     let (status, pattern) = match &resp {
-        Ok(r) => (
-            r.status().as_u16(),
-            r.data::<PathPattern>().map(|p| p.0.to_string()),
-        ),
-        Err(e) => (
-            e.status().as_u16(),
-            e.data::<PathPattern>().map(|p| p.0.to_string()),
-        ),
+        Ok(r) => (r.status(), r.data::<PathPattern>().map(|p| p.0.to_string())),
+        Err(e) => (e.status(), e.data::<PathPattern>().map(|p| p.0.to_string())),
     };
     let path = pattern
         .as_deref()
         .map_or("unmatched", |p| metrics.templates.label(p));
-    metrics.observe(&method, path, status, started.elapsed().as_secs_f64());
+    metrics.observe(
+        method.as_str(),
+        path,
+        status,
+        started.elapsed().as_secs_f64(),
+    );
     resp
 }
 

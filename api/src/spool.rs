@@ -23,13 +23,12 @@ impl Spool {
         })
     }
 
-    /// Stores a batch durably.
-    pub async fn store(&self, batch: &ClickBatch) -> std::io::Result<()> {
-        let body = serde_json::to_vec(batch)?;
-        let tmp = self.dir.join(format!(".{}.tmp", batch.batch_id));
-        let path = self.dir.join(format!("{}.json", batch.batch_id));
+    /// Stores an encoded batch durably.
+    pub async fn store(&self, batch_id: &str, payload: &[u8]) -> std::io::Result<()> {
+        let tmp = self.dir.join(format!(".{batch_id}.tmp"));
+        let path = self.dir.join(format!("{batch_id}.json"));
         let mut file = tokio::fs::File::create(&tmp).await?;
-        file.write_all(&body).await?;
+        file.write_all(payload).await?;
         file.sync_all().await?;
         tokio::fs::rename(&tmp, &path).await?;
         Ok(())
@@ -57,19 +56,15 @@ impl Spool {
         };
         let mut delivered = 0;
         for path in files {
-            let batch = match tokio::fs::read(&path)
-                .await
-                .map(|b| serde_json::from_slice::<ClickBatch>(&b))
-            {
-                Ok(Ok(batch)) => batch,
-                Ok(Err(e)) => {
-                    tracing::error!(file = %path.display(), error = %e, "unreadable spool file kept aside");
-                    let _ = tokio::fs::rename(&path, path.with_extension("bad")).await;
-                    continue;
-                }
-                Err(_) => continue,
+            let Ok(payload) = tokio::fs::read(&path).await else {
+                continue;
             };
-            if queue.push(batch).await.is_err() {
+            if serde_json::from_slice::<ClickBatch>(&payload).is_err() {
+                tracing::error!(file = %path.display(), "unreadable spool file kept aside");
+                let _ = tokio::fs::rename(&path, path.with_extension("bad")).await;
+                continue;
+            }
+            if queue.push_encoded(&payload).await.is_err() {
                 break;
             }
             let _ = tokio::fs::remove_file(&path).await;

@@ -1,8 +1,9 @@
 //! The click queue on Redis (apalis-redis), and the maintenance apalis-redis 1.0 is missing.
 //!
 //! Defects of apalis-redis 1.0 handled here (see `../shared/DEPENDENCIES.md`):
-//! - every push lands in `<q>:scheduled` and the fetch script promotes *all* due ids with one
-//!   Lua `unpack()`, which fails above ~8,000 ids and wedges every worker: [`ClickQueue::promote_due`]
+//! - every apalis push lands in `<q>:scheduled` and the fetch script promotes *all* due ids
+//!   with one Lua `unpack()`, which fails above ~8,000 ids and wedges every worker: our
+//!   producer pushes straight onto `<q>:active` ([`ClickQueue::push`]), and [`ClickQueue::promote_due`]
 //!   moves due ids to `<q>:active` in bounded chunks, on a timer in every worker and for the
 //!   whole backlog before a worker starts, so the fetch script never sees a large due set;
 //! - finished jobs are never deleted: [`ClickQueue::prune_finished`] removes them in chunks;
@@ -14,8 +15,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use apalis::prelude::TaskSink;
-use apalis_redis::RedisStorage;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::click::{ClickBatch, RecordClicks};
@@ -99,11 +98,32 @@ return #ids
 /// due, future, ready, dead, done, the oldest scheduled (id, score), worker names.
 type DepthReply = (u64, u64, u64, u64, u64, Vec<(String, f64)>, Vec<String>);
 
+/// Enqueues encoded batches straight onto `<q>:active` in the layout apalis-redis reads (data
+/// hash entry, metadata hash, active list, wake-up signal). Skipping `<q>:scheduled` means a
+/// backlog of pushes can never wedge the fetch script, and the api encodes each batch once.
+/// KEYS: data hash, active list, signal list. ARGV[1]: metadata prefix, then (id, json) pairs.
+const PUSH: &str = r"
+local pushed = 0
+for i = 2, #ARGV, 2 do
+  local id = ARGV[i]
+  if redis.call('HSETNX', KEYS[1], id, ARGV[i + 1]) == 1 then
+    redis.call('HSET', ARGV[1] .. ':' .. id, 'attempts', 0, 'max_attempts', 25, 'status', 'Pending', 'idempotency_key', '')
+    redis.call('RPUSH', KEYS[2], id)
+    pushed = pushed + 1
+  end
+end
+if pushed > 0 then
+  redis.call('DEL', KEYS[3])
+  redis.call('LPUSH', KEYS[3], 1)
+end
+return pushed
+";
+
 /// Producer and maintenance handle of one queue.
 pub struct ClickQueue {
-    storage: tokio::sync::Mutex<RedisStorage<ClickBatch>>,
     conn: ConnectionManager,
     config: apalis_redis::Config,
+    push: redis::Script,
     promote: redis::Script,
     prune: redis::Script,
 }
@@ -120,10 +140,9 @@ impl ClickQueue {
             .get_connection_manager_with_config(manager_config)
             .await?;
         let config = queue_config(queue.unwrap_or(RecordClicks::QUEUE));
-        let storage = RedisStorage::new(conn.clone()).with_config(config.clone());
         Ok(Self {
-            storage: tokio::sync::Mutex::new(storage),
             conn,
+            push: redis::Script::new(PUSH),
             config,
             promote: redis::Script::new(PROMOTE),
             prune: redis::Script::new(PRUNE),
@@ -142,15 +161,26 @@ impl ClickQueue {
     }
 
     /// Enqueues a batch; when this returns `Ok` the batch is in Redis.
-    pub async fn push(&self, batch: ClickBatch) -> Result<(), QueueError> {
-        self.storage
-            .lock()
-            .await
-            .push(batch)
-            .await
-            .map_err(|e| QueueError::Push(e.to_string()))
-        // One round trip: promotion to `<q>:active` is the workers' job (every 100 ms, and
-        // the whole backlog in chunks before they start), so the api never pays for it.
+    pub async fn push(&self, batch: &ClickBatch) -> Result<(), QueueError> {
+        let payload = serde_json::to_vec(batch).map_err(|e| QueueError::Push(e.to_string()))?;
+        self.push_encoded(&payload).await
+    }
+
+    /// Enqueues a batch already encoded as JSON (the api encodes once, for queue or spool).
+    /// One round trip.
+    pub async fn push_encoded(&self, payload: &[u8]) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        let _: u64 = self
+            .push
+            .key(self.config.job_data_hash())
+            .key(self.config.active_jobs_list())
+            .key(self.config.signal_list())
+            .arg(self.config.job_meta_hash())
+            .arg(ulid::Ulid::generate().to_string())
+            .arg(payload)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
     }
 
     /// Moves due jobs from `<q>:scheduled` to `<q>:active`, at most [`PROMOTE_CHUNK`] per call.

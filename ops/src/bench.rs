@@ -107,7 +107,7 @@ pub async fn enqueue(
                 })
                 .collect(),
         );
-        q.push(batch).await?;
+        q.push(&batch).await?;
         left -= n;
     }
     println!(
