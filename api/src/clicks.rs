@@ -29,6 +29,8 @@ use crate::spool::Spool;
 const CHANNEL_CAPACITY: usize = 100_000;
 /// Clicks per job at most.
 pub const BATCH_MAX: usize = 2_000;
+/// Scheduler yields before a batch is cut.
+const LINGER_YIELDS: usize = 4;
 /// How long a redirect waits for its click to be durable before answering anyway.
 const ACK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -124,6 +126,11 @@ async fn batcher(mut rx: mpsc::Receiver<Msg>, sink: Sink, metrics: ClickMetrics)
     let mut clicks = Vec::with_capacity(BATCH_MAX);
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
+        // Let the requests already running on this runtime hand in their clicks first: a few
+        // yields grow the batch (fewer, larger pushes) at the cost of microseconds, not a timer.
+        for _ in 0..LINGER_YIELDS {
+            tokio::task::yield_now().await;
+        }
         let mut next = Some(first);
         // Group commit: take what is already waiting, without waiting for more.
         while let Some(msg) = next.take() {

@@ -158,3 +158,46 @@ async fn queue_depth_and_age_are_read_from_the_keys_and_exported() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn a_worker_stopped_with_sigterm_exits_zero_and_its_successor_finishes_the_backlog() {
+    let db = TestDb::new().await;
+    let ns = Namespace::new();
+    let redis = RedisServer::start();
+    let conn = db.connect().await;
+    let links = seed_links(&conn, 10).await;
+    let config = worker_config(&db, &redis.url(), &[redis.addr()], &ns);
+    push_raw(&redis.url(), &ns.queue, &links, 3_000).await;
+    let mut first = worker_process(&config);
+    eventually(
+        Duration::from_secs(60),
+        "the first worker is busy",
+        || async { count(&conn, "SELECT COUNT(*) FROM events").await >= 200 },
+    )
+    .await;
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = first.wait().unwrap();
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+
+    let mut second = worker_process(&config);
+    eventually(
+        Duration::from_secs(60),
+        "the successor ingests the rest",
+        || async { count(&conn, "SELECT COUNT(*) FROM events").await == 3_000 },
+    )
+    .await;
+    assert_eq!(
+        count(&conn, "SELECT COUNT(DISTINCT click_id) FROM events").await,
+        3_000
+    );
+    second.kill().unwrap();
+    second.wait().unwrap();
+}
