@@ -174,7 +174,7 @@ async fn a_worker_stopped_with_sigterm_exits_zero_and_its_successor_finishes_the
     push_raw(&redis.url(), &ns.queue, &links, 3_000).await;
     let mut first = worker_process(&config);
     eventually(
-        Duration::from_secs(60),
+        Duration::from_mins(1),
         "the first worker is busy",
         || async { count(&conn, "SELECT COUNT(*) FROM events").await >= 200 },
     )
@@ -189,7 +189,7 @@ async fn a_worker_stopped_with_sigterm_exits_zero_and_its_successor_finishes_the
 
     let mut second = worker_process(&config);
     eventually(
-        Duration::from_secs(60),
+        Duration::from_mins(1),
         "the successor ingests the rest",
         || async { count(&conn, "SELECT COUNT(*) FROM events").await == 3_000 },
     )
