@@ -275,3 +275,76 @@ async fn queue_redis_unreachable_for_10s_under_load_loses_and_doubles_no_click()
         expected
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn a_counter_shard_stopped_under_load_fails_no_redirect_and_loses_no_event() {
+    let db = TestDb::new().await;
+    let ns = Namespace::new();
+    let redis = env("CURTAIN_TEST_REDIS_URL");
+    let mut shards = vec![
+        RedisServer::start(),
+        RedisServer::start(),
+        RedisServer::start(),
+    ];
+    let addrs: Vec<String> = shards.iter().map(RedisServer::addr).collect();
+    let spool = tempfile::tempdir().unwrap();
+    let api = spawn_api(&db, &redis, &addrs, &ns, spool.path()).await;
+    let (_stop_worker, _worker) = spawn_worker(worker_config(&db, &redis, &addrs, &ns));
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let code = create_link(&client, &api).await;
+    let owner = storage::ring::HashRing::new(3).owner(&code).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = redirect_load(format!("{}/r/{code}", api.address), 8, stop.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    shards[owner].stop(); // the shard that owns this code dies under load
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.store(true, Ordering::SeqCst);
+    let (ok, bad) = load.await.unwrap();
+    assert_eq!(
+        bad, 0,
+        "every redirect answered 302 while a counter shard was down"
+    );
+
+    let conn = db.connect().await;
+    let expected = ok as i64 + 1;
+    eventually(Duration::from_secs(60), "every click ingested", || async {
+        count(
+            &conn,
+            "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'",
+        )
+        .await
+            >= expected
+    })
+    .await;
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'"
+        )
+        .await,
+        expected
+    );
+
+    // Counts written after the failure went clockwise to a live shard and are still read.
+    let realtime: serde_json::Value = client
+        .get(format!("{}/urls/1/analytics/realtime", api.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(realtime["unavailable_shards"], 1);
+    assert!(
+        realtime["total_clicks"].as_u64().unwrap() > 0,
+        "failover counts are found: {realtime}"
+    );
+}
