@@ -57,43 +57,65 @@ pub async fn read_limited(body: &mut RequestBody, limit: usize) -> Result<Vec<u8
     }
 }
 
-impl<'a, T: Type> ApiExtractor<'a> for JsonBody<T> {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
-    type ParamType = ();
-    type ParamRawType = ();
+/// A body parsed without failing: whatever arrives becomes "no body" if it is not of the
+/// documented type, and each endpoint words its own message.
+trait LenientBody {
+    const CONTENT_TYPE: &'static str;
+    fn parse(content_type: Option<&str>, bytes: &[u8]) -> Self;
+}
 
-    fn register(registry: &mut Registry) {
-        T::register(registry);
-    }
+/// The poem-openapi extractor of a [`LenientBody`]: reads at most [`JSON_BODY_LIMIT`] bytes
+/// (413 beyond) and documents `T` under the body's content type. (A macro because a blanket
+/// impl would overlap poem-openapi's own for `FromRequest` types.)
+macro_rules! lenient_extractor {
+    ($body:ident) => {
+        impl<'a, T: Type> ApiExtractor<'a> for $body<T> {
+            const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+            type ParamType = ();
+            type ParamRawType = ();
 
-    fn request_meta() -> Option<MetaRequest> {
-        Some(MetaRequest {
-            description: None,
-            content: vec![MetaMediaType {
-                content_type: "application/json",
-                schema: T::schema_ref(),
-            }],
-            required: true,
-        })
-    }
+            fn register(registry: &mut Registry) {
+                T::register(registry);
+            }
 
-    async fn from_request(
-        request: &'a Request,
-        body: &mut RequestBody,
-        _param_opts: ExtractParamOptions<Self::ParamType>,
-    ) -> poem::Result<Self> {
-        let bytes = read_limited(body, JSON_BODY_LIMIT).await?;
-        let value = if is_json(request.content_type()) && !bytes.is_empty() {
-            serde_json::from_slice::<Value>(&bytes).ok()
-        } else {
-            None
-        };
-        Ok(Self {
+            fn request_meta() -> Option<MetaRequest> {
+                Some(MetaRequest {
+                    description: None,
+                    content: vec![MetaMediaType {
+                        content_type: <Self as LenientBody>::CONTENT_TYPE,
+                        schema: T::schema_ref(),
+                    }],
+                    required: true,
+                })
+            }
+
+            async fn from_request(
+                request: &'a Request,
+                body: &mut RequestBody,
+                _param_opts: ExtractParamOptions<Self::ParamType>,
+            ) -> poem::Result<Self> {
+                let bytes = read_limited(body, JSON_BODY_LIMIT).await?;
+                Ok(<Self as LenientBody>::parse(request.content_type(), &bytes))
+            }
+        }
+    };
+}
+
+impl<T> LenientBody for JsonBody<T> {
+    const CONTENT_TYPE: &'static str = "application/json";
+
+    fn parse(content_type: Option<&str>, bytes: &[u8]) -> Self {
+        let value = (is_json(content_type) && !bytes.is_empty())
+            .then(|| serde_json::from_slice::<Value>(bytes).ok())
+            .flatten();
+        Self {
             value,
             _schema: PhantomData,
-        })
+        }
     }
 }
+
+lenient_extractor!(JsonBody);
 
 /// A `application/x-www-form-urlencoded` body as name/value pairs (empty when the body is
 /// something else). `T` only documents the expected fields.
@@ -113,47 +135,25 @@ impl<T> FormBody<T> {
     }
 }
 
-impl<'a, T: Type> ApiExtractor<'a> for FormBody<T> {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
-    type ParamType = ();
-    type ParamRawType = ();
+impl<T> LenientBody for FormBody<T> {
+    const CONTENT_TYPE: &'static str = "application/x-www-form-urlencoded";
 
-    fn register(registry: &mut Registry) {
-        T::register(registry);
-    }
-
-    fn request_meta() -> Option<MetaRequest> {
-        Some(MetaRequest {
-            description: None,
-            content: vec![MetaMediaType {
-                content_type: "application/x-www-form-urlencoded",
-                schema: T::schema_ref(),
-            }],
-            required: true,
-        })
-    }
-
-    async fn from_request(
-        request: &'a Request,
-        body: &mut RequestBody,
-        _param_opts: ExtractParamOptions<Self::ParamType>,
-    ) -> poem::Result<Self> {
-        let bytes = read_limited(body, JSON_BODY_LIMIT).await?;
-        let is_form = request.content_type().is_some_and(|ct| {
-            ct.to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        });
+    fn parse(content_type: Option<&str>, bytes: &[u8]) -> Self {
+        let is_form =
+            content_type.is_some_and(|ct| ct.to_ascii_lowercase().starts_with(Self::CONTENT_TYPE));
         let fields = if is_form {
-            serde_urlencoded::from_bytes(&bytes).unwrap_or_default()
+            serde_urlencoded::from_bytes(bytes).unwrap_or_default()
         } else {
             Vec::new()
         };
-        Ok(Self {
+        Self {
             fields,
             _schema: PhantomData,
-        })
+        }
     }
 }
+
+lenient_extractor!(FormBody);
 
 #[cfg(test)]
 mod tests {

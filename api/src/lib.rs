@@ -77,7 +77,7 @@ pub async fn serve<A: Acceptor + 'static>(
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
     let app = App::build(&config).await?;
     let acceptor = TcpListener::bind(config.listen).into_acceptor().await?;
-    tracing::info!(listen = %config.listen, db = %state::redact(&config.database_url), "curtain-api listening");
+    tracing::info!(listen = %config.listen, db = %state::redact(&config.common.database_url), "curtain-api listening");
     serve(app, acceptor, shutdown).await
 }
 

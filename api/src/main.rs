@@ -9,6 +9,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = api::Config::parse();
-    api::init_tracing(&config.log_format);
+    api::init_tracing(&config.common.log_format);
     api::run(config, api::shutdown_signal()).await
 }

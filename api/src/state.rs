@@ -76,33 +76,37 @@ pub fn redact(url: &str) -> String {
 
 /// The real-time counters: `REDIS_SHARDS`, else the queue's Redis as one shard, else in process.
 pub fn counters_for(config: &Config) -> anyhow::Result<Counters> {
-    let shards = if config.redis_shards.is_empty() {
+    let shards = if config.common.redis_shards.is_empty() {
         config.redis_url.iter().cloned().collect()
     } else {
-        config.redis_shards.clone()
+        config.common.redis_shards.clone()
     };
     if shards.is_empty() {
         Ok(Counters::memory())
     } else {
-        Counters::sharded(&shards, &config.cache_prefix).context("REDIS_SHARDS")
+        Counters::sharded(&shards, &config.common.cache_prefix).context("REDIS_SHARDS")
     }
 }
 
 impl AppState {
     pub async fn build(config: &Config) -> anyhow::Result<Arc<Self>> {
-        let db = connect_db(&config.database_url, config.database_max_connections).await?;
-        let cache = Arc::new(match &config.cache_redis_url {
-            Some(url) => Cache::redis(url, &config.cache_prefix, config.cache_ttl)
+        let db = connect_db(
+            &config.common.database_url,
+            config.common.database_max_connections,
+        )
+        .await?;
+        let cache = Arc::new(match &config.common.cache_redis_url {
+            Some(url) => Cache::redis(url, &config.common.cache_prefix, config.cache_ttl)
                 .context("CACHE_REDIS_URL")?,
             None => Cache::memory(config.cache_ttl),
         });
-        let instance = config.instance_name();
+        let instance = config.common.instance_name();
         let metrics = Metrics::new(&instance);
         let counters = Arc::new(counters_for(config)?);
         let sink = match &config.redis_url {
             Some(url) => {
                 let queue = Arc::new(
-                    ClickQueue::connect(url, Some(&config.click_queue))
+                    ClickQueue::connect(url, Some(&config.common.click_queue))
                         .await
                         .context("REDIS_URL (click queue)")?,
                 );

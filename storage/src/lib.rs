@@ -3,6 +3,7 @@
 //! database.
 
 pub mod cache;
+pub mod config;
 pub mod counters;
 pub mod ingest;
 pub mod ring;

@@ -60,17 +60,21 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let instance = config.instance_name();
-    let db = api::state::connect_db(&config.database_url, config.database_max_connections).await?;
+    let instance = config.common.instance_name();
+    let db = api::state::connect_db(
+        &config.common.database_url,
+        config.common.database_max_connections,
+    )
+    .await?;
     let counters =
-        Counters::sharded(&config.shards(), &config.cache_prefix).context("REDIS_SHARDS")?;
-    let cache = match &config.cache_redis_url {
-        Some(url) => Cache::redis(url, &config.cache_prefix, Duration::from_mins(1))
+        Counters::sharded(&config.shards(), &config.common.cache_prefix).context("REDIS_SHARDS")?;
+    let cache = match &config.common.cache_redis_url {
+        Some(url) => Cache::redis(url, &config.common.cache_prefix, Duration::from_mins(1))
             .context("CACHE_REDIS_URL")?,
         None => Cache::memory(Duration::from_mins(1)),
     };
     let queue = Arc::new(
-        ::jobs::ClickQueue::connect(&config.redis_url, Some(&config.click_queue))
+        ::jobs::ClickQueue::connect(&config.redis_url, Some(&config.common.click_queue))
             .await
             .context("REDIS_URL (click queue)")?,
     );
@@ -109,7 +113,7 @@ pub async fn run(
         tracing::info!("shutting down: in-flight jobs finish, fetched ones go back to the queue");
         let _ = stop_tx.send(true);
     });
-    tracing::info!(listen = %config.listen, queue = %config.click_queue, concurrency = config.click_concurrency, "curtain-worker running");
+    tracing::info!(listen = %config.listen, queue = %config.common.click_queue, concurrency = config.click_concurrency, "curtain-worker running");
 
     // apalis workers end when their Redis fails (or, with apalis-redis 1.0, silently with
     // Ok). Supervise: run the pools again under new names (the orphans of the old names come
@@ -147,8 +151,8 @@ async fn run_pools(
     let conn = apalis_redis::connect(config.redis_url.as_str())
         .await
         .context("REDIS_URL (workers)")?;
-    let storage =
-        RedisStorage::new(conn).with_config(::jobs::queue::queue_config(&config.click_queue));
+    let storage = RedisStorage::new(conn)
+        .with_config(::jobs::queue::queue_config(&config.common.click_queue));
     let monitor = jobs::register(
         Monitor::new().shutdown_timeout(Duration::from_secs(30)),
         state,

@@ -59,7 +59,7 @@ async fn prune(state: &WorkerState, queue: &ClickQueue) {
 }
 
 async fn export_depth(state: &WorkerState, queue: &ClickQueue) {
-    let name = state.config.click_queue.as_str();
+    let name = state.config.common.click_queue.as_str();
     match queue.depth().await {
         Ok(d) => {
             for (label, value) in [

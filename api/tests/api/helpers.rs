@@ -170,13 +170,13 @@ pub struct TestApp {
 /// The configuration a test app gets: every default, then the test's storage.
 pub fn test_config(storage: &Storage) -> Config {
     let mut config = Config::parse_from(["curtain-api"]);
-    config.database_url.clone_from(&storage.database_url);
-    config.database_max_connections = 5;
-    config.cache_redis_url.clone_from(&storage.redis_url);
-    config.cache_prefix.clone_from(&storage.cache_prefix);
+    config.common.database_url.clone_from(&storage.database_url);
+    config.common.database_max_connections = 5;
+    config.common.cache_redis_url.clone_from(&storage.redis_url);
+    config.common.cache_prefix.clone_from(&storage.cache_prefix);
     config.public_base_url = None;
     config.enable_incident_debug_routes = false;
-    config.instance = Some("test".into());
+    config.common.instance = Some("test".into());
     config
 }
 

@@ -207,7 +207,7 @@ backend_test! {
 /// Section 7: an unreachable cache is a miss, never a failed request.
 async fn cache_outage(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| {
-        c.cache_redis_url = Some("redis://127.0.0.1:1/".into());
+        c.common.cache_redis_url = Some("redis://127.0.0.1:1/".into());
     })
     .await;
     let url = app.create_url("https://example.com/outage").await;

@@ -285,7 +285,7 @@ async fn a_counter_shard_stopped_under_load_fails_no_redirect_and_loses_no_event
     let db = TestDb::new().await;
     let ns = Namespace::new();
     let redis = env("CURTAIN_TEST_REDIS_URL");
-    let mut shards = vec![
+    let mut shards = [
         RedisServer::start(),
         RedisServer::start(),
         RedisServer::start(),
@@ -315,7 +315,7 @@ async fn a_counter_shard_stopped_under_load_fails_no_redirect_and_loses_no_event
 
     let conn = db.connect().await;
     let expected = ok as i64 + 1;
-    eventually(Duration::from_secs(60), "every click ingested", || async {
+    eventually(Duration::from_mins(1), "every click ingested", || async {
         count(
             &conn,
             "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'",

@@ -192,14 +192,14 @@ pub fn worker_config(
     use clap::Parser;
     let mut config = worker::Config::parse_from(["curtain-worker", "--redis-url", redis_url]);
     config.listen = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    db.db_url().clone_into(&mut config.database_url);
-    config.database_max_connections = 8;
-    config.redis_shards = shards.to_vec();
-    config.cache_redis_url = Some(redis_url.to_owned());
-    config.cache_prefix.clone_from(&ns.prefix);
-    config.click_queue.clone_from(&ns.queue);
+    db.db_url().clone_into(&mut config.common.database_url);
+    config.common.database_max_connections = 8;
+    config.common.redis_shards = shards.to_vec();
+    config.common.cache_redis_url = Some(redis_url.to_owned());
+    config.common.cache_prefix.clone_from(&ns.prefix);
+    config.common.click_queue.clone_from(&ns.queue);
     config.click_concurrency = 4;
-    config.instance = Some("test-worker".into());
+    config.common.instance = Some("test-worker".into());
     config
 }
 
@@ -223,15 +223,15 @@ pub fn worker_process(config: &worker::Config) -> Child {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("CURTAIN_LISTEN", config.listen.to_string())
-        .env("DATABASE_URL", &config.database_url)
+        .env("DATABASE_URL", &config.common.database_url)
         .env("REDIS_URL", &config.redis_url)
-        .env("REDIS_SHARDS", config.redis_shards.join(","))
+        .env("REDIS_SHARDS", config.common.redis_shards.join(","))
         .env(
             "CACHE_REDIS_URL",
-            config.cache_redis_url.clone().unwrap_or_default(),
+            config.common.cache_redis_url.clone().unwrap_or_default(),
         )
-        .env("CACHE_PREFIX", &config.cache_prefix)
-        .env("CLICK_QUEUE", &config.click_queue)
+        .env("CACHE_PREFIX", &config.common.cache_prefix)
+        .env("CLICK_QUEUE", &config.common.click_queue)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -265,13 +265,13 @@ pub async fn spawn_api_with_cache(
 ) -> ApiServer {
     use clap::Parser;
     let mut config = api::Config::parse_from(["curtain-api"]);
-    db.db_url().clone_into(&mut config.database_url);
-    config.database_max_connections = 8;
+    db.db_url().clone_into(&mut config.common.database_url);
+    config.common.database_max_connections = 8;
     config.redis_url = Some(redis_url.to_owned());
-    config.redis_shards = shards.to_vec();
-    config.cache_redis_url = Some(cache_url.to_owned());
-    config.cache_prefix.clone_from(&ns.prefix);
-    config.click_queue.clone_from(&ns.queue);
+    config.common.redis_shards = shards.to_vec();
+    config.common.cache_redis_url = Some(cache_url.to_owned());
+    config.common.cache_prefix.clone_from(&ns.prefix);
+    config.common.click_queue.clone_from(&ns.queue);
     config.click_spool_dir = spool.to_owned();
     let app = api::App::build(&config).await.unwrap();
     let acceptor = TcpListener::bind("127.0.0.1:0")

@@ -1,0 +1,60 @@
+//! Settings shared by `curtain-api` and `curtain-worker` (flattened into each binary's
+//! config): where the data lives, how the process is named, how it logs.
+
+use clap::Args;
+
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Database URL: `postgres://...` or `sqlite://path?mode=rwc`. Default: a SQLite file in the
+    /// working directory.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://curtain.db?mode=rwc"
+    )]
+    pub database_url: String,
+
+    /// Maximum database connections in the pool (PostgreSQL; SQLite always uses one).
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+
+    /// Redis shards of the real-time click counters, `host:port,...` (ids `shard0..N` in this
+    /// order). Unset: the `REDIS_URL` instance alone, or in process without `REDIS_URL`.
+    #[arg(long, env = "REDIS_SHARDS", value_delimiter = ',')]
+    pub redis_shards: Vec<String>,
+
+    /// Name of the click queue (api and worker must agree).
+    #[arg(long, env = "CLICK_QUEUE", default_value = jobs::RecordClicks::QUEUE)]
+    pub click_queue: String,
+
+    /// Redis URL of the shared read-through cache. Unset: an in-process cache.
+    #[arg(long, env = "CACHE_REDIS_URL")]
+    pub cache_redis_url: Option<String>,
+
+    /// Prefix of every cache and counter key (api and worker must agree; lets several
+    /// deployments or tests share one Redis).
+    #[arg(long, env = "CACHE_PREFIX", default_value = "curtain")]
+    pub cache_prefix: String,
+
+    /// Instance name in `/health` and metric labels. Default: the host name.
+    #[arg(long, env = "CURTAIN_INSTANCE")]
+    pub instance: Option<String>,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+impl CommonArgs {
+    /// The instance label: the configured name, else the host name.
+    #[must_use]
+    pub fn instance_name(&self) -> String {
+        self.instance.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .map(|s| s.trim().to_owned())
+                .ok()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "localhost".to_owned())
+        })
+    }
+}
