@@ -131,6 +131,53 @@ async fn create_link(client: &reqwest::Client, api: &ApiServer) -> String {
     code
 }
 
+/// Redirect load on `url` from 8 loops; `fault` runs after 1 s, `recover` `outage` later, the
+/// load stops 1 s after that. Asserts every answer was a 302; returns how many there were.
+async fn under_load(
+    url: String,
+    outage: Duration,
+    fault: impl FnOnce(),
+    recover: impl FnOnce(),
+) -> u64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = redirect_load(url, 8, stop.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    fault();
+    tokio::time::sleep(outage).await;
+    recover();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    let (ok, bad) = load.await.unwrap();
+    assert_eq!(
+        bad, 0,
+        "every redirect of the known link answered 302 during the fault"
+    );
+    ok
+}
+
+const REDIRECT_EVENTS: &str = "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'";
+const DISTINCT_CLICKS: &str =
+    "SELECT COUNT(DISTINCT click_id) FROM events WHERE event_type = 'redirect'";
+
+/// Waits until `expected` redirect events exist, then checks there is not one more and that
+/// every click id is there once.
+async fn assert_each_click_once(
+    conn: &sea_orm::DatabaseConnection,
+    expected: i64,
+    within: Duration,
+) {
+    eventually(within, "every click ingested", || async {
+        count(conn, REDIRECT_EVENTS).await >= expected
+    })
+    .await;
+    assert_eq!(
+        count(conn, REDIRECT_EVENTS).await,
+        expected,
+        "no click counted twice"
+    );
+    assert_eq!(count(conn, DISTINCT_CLICKS).await, expected);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(
     not(curtain_services),
@@ -159,51 +206,15 @@ async fn postgres_unreachable_for_10s_under_load_loses_and_doubles_no_click() {
         .unwrap();
     let code = create_link(&client, &api).await;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = redirect_load(format!("{}/r/{code}", api.address), 8, stop.clone());
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    proxy.cut();
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    proxy.restore();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::SeqCst);
-    let (ok, bad) = load.await.unwrap();
-    assert_eq!(
-        bad, 0,
-        "every redirect of the known link answered 302 during the outage"
-    );
-
-    let conn = db.connect().await;
-    let expected = ok as i64 + 1; // plus the warming redirect
-    eventually(
-        Duration::from_secs(90),
-        "every click ingested after PostgreSQL is back",
-        || async {
-            count(
-                &conn,
-                "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'",
-            )
-            .await
-                >= expected
-        },
+    let ok = under_load(
+        format!("{}/r/{code}", api.address),
+        Duration::from_secs(10),
+        || proxy.cut(),
+        || proxy.restore(),
     )
     .await;
-    assert_eq!(
-        count(
-            &conn,
-            "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'"
-        )
-        .await,
-        expected
-    );
-    assert_eq!(
-        count(
-            &conn,
-            "SELECT COUNT(DISTINCT click_id) FROM events WHERE event_type = 'redirect'"
-        )
-        .await,
-        expected
-    );
+    // Plus the warming redirect.
+    assert_each_click_once(&db.connect().await, ok as i64 + 1, Duration::from_secs(90)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -236,44 +247,31 @@ async fn queue_redis_unreachable_for_10s_under_load_loses_and_doubles_no_click()
     let (_stop_worker, _worker) =
         spawn_worker(worker_config(&db, &queue_url, &[queue_redis.addr()], &ns));
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = redirect_load(format!("{}/r/{code}", api.address), 8, stop.clone());
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    proxy.cut();
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    proxy.restore();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::SeqCst);
-    let (ok, bad) = load.await.unwrap();
-    assert_eq!(
-        bad, 0,
-        "every redirect of the known link answered 302 while the queue was unreachable"
-    );
-    assert!(std::fs::read_dir(spool.path()).is_ok());
-
-    let conn = db.connect().await;
-    let expected = ok as i64 + 1;
-    eventually(
-        Duration::from_mins(1),
-        "every click ingested after the queue is back",
-        || async {
-            count(
-                &conn,
-                "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'",
-            )
-            .await
-                >= expected
-        },
+    let ok = under_load(
+        format!("{}/r/{code}", api.address),
+        Duration::from_secs(10),
+        || proxy.cut(),
+        || proxy.restore(),
     )
     .await;
-    assert_eq!(
-        count(
-            &conn,
-            "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'"
-        )
-        .await,
-        expected
+    let metrics = client
+        .get(format!("{}/metrics", api.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let spooled: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("curtain_clicks_spooled_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        spooled > 0.0,
+        "clicks went to the durable spool while the queue was unreachable"
     );
+    assert_each_click_once(&db.connect().await, ok as i64 + 1, Duration::from_mins(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -301,37 +299,14 @@ async fn a_counter_shard_stopped_under_load_fails_no_redirect_and_loses_no_event
     let code = create_link(&client, &api).await;
     let owner = storage::ring::HashRing::new(3).owner(&code).unwrap();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = redirect_load(format!("{}/r/{code}", api.address), 8, stop.clone());
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    shards[owner].stop(); // the shard that owns this code dies under load
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    stop.store(true, Ordering::SeqCst);
-    let (ok, bad) = load.await.unwrap();
-    assert_eq!(
-        bad, 0,
-        "every redirect answered 302 while a counter shard was down"
-    );
-
-    let conn = db.connect().await;
-    let expected = ok as i64 + 1;
-    eventually(Duration::from_mins(1), "every click ingested", || async {
-        count(
-            &conn,
-            "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'",
-        )
-        .await
-            >= expected
-    })
+    let ok = under_load(
+        format!("{}/r/{code}", api.address),
+        Duration::from_secs(5),
+        || shards[owner].stop(),
+        || {},
+    )
     .await;
-    assert_eq!(
-        count(
-            &conn,
-            "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'"
-        )
-        .await,
-        expected
-    );
+    assert_each_click_once(&db.connect().await, ok as i64 + 1, Duration::from_mins(1)).await;
 
     // Counts written after the failure went clockwise to a live shard and are still read.
     let realtime: serde_json::Value = client
