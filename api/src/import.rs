@@ -176,10 +176,12 @@ pub fn parse_users(data: &[u8]) -> Result<Vec<user::ActiveModel>, ImportError> {
                 message: USERS_REQUIRED.to_owned(),
             });
         };
+        let email = row.text("email", 255)?.unwrap_or_default();
         out.push(user::ActiveModel {
             id: opt(row.id("id")?),
             username: Set(row.text("username", 120)?.unwrap_or_default()),
-            email: Set(row.text("email", 255)?.unwrap_or_default()),
+            email: Set(email.clone()),
+            email_key: Set(Some(email.to_lowercase())),
             created_at: Set(row.timestamp("created_at")?.unwrap_or_else(now)),
         });
     }

@@ -1,5 +1,6 @@
 //! `users`: account owners of links and events. Email uniqueness is enforced by the API
-//! (case-insensitive), not by the schema, because the legacy data set holds one duplicate.
+//! (case-insensitive, on `email_key`), not by the schema, because the legacy data set holds
+//! one duplicate.
 
 use sea_orm::entity::prelude::*;
 
@@ -10,6 +11,8 @@ pub struct Model {
     pub id: i64,
     pub username: String,
     pub email: String,
+    /// `email` lower-cased by the API: the key of the case-insensitive uniqueness check.
+    pub email_key: Option<String>,
     pub created_at: DateTime,
 }
 

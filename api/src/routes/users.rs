@@ -9,7 +9,7 @@ use poem_openapi::param::Path;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
-use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, TransactionTrait,
@@ -121,9 +121,8 @@ impl UsersApi {
     }
 
     async fn ensure_email_unique(&self, email: &str, except: Option<i64>) -> ApiResult<()> {
-        let mut query = user::Entity::find().filter(
-            Expr::expr(Func::lower(Expr::col(user::Column::Email))).eq(email.to_lowercase()),
-        );
+        let mut query =
+            user::Entity::find().filter(user::Column::EmailKey.eq(email.to_lowercase()));
         if let Some(id) = except {
             query = query.filter(user::Column::Id.ne(id));
         }
@@ -150,6 +149,7 @@ impl UsersApi {
         self.ensure_email_unique(&email, None).await?;
         let model = user::ActiveModel {
             username: Set(username),
+            email_key: Set(Some(email.to_lowercase())),
             email: Set(email),
             created_at: Set(now()),
             ..Default::default()
@@ -208,6 +208,7 @@ impl UsersApi {
             active.username = Set(username);
         }
         if let Some(email) = email {
+            active.email_key = Set(Some(email.to_lowercase()));
             active.email = Set(email);
         }
         Ok(Json(active.update(&self.0.db).await?.into()))

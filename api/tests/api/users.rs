@@ -302,3 +302,13 @@ backend_test! {
         assert_eq!((status, body), (404, json!({"error": "User not found"})));
     }
 }
+
+backend_test! {
+    async fn email_uniqueness_folds_non_ascii_letters_too(app) {
+        app.create_user("accent", "ÉLODIE@exämple.org").await;
+        let (status, _, body) =
+            parts(app.post("/users", &json!({"username": "other", "email": "élodie@EXÄMPLE.org"})).await).await;
+        assert_eq!(status, 422);
+        assert_eq!(body, json!({"errors": {"email": "Field 'email' must be unique"}}));
+    }
+}
