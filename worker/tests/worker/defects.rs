@@ -75,55 +75,6 @@ async fn a_50000_job_backlog_drains_after_workers_come_back() {
     not(curtain_services),
     ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
 )]
-async fn a_worker_killed_with_sigkill_and_restarted_at_once_recovers_its_jobs() {
-    let db = TestDb::new().await;
-    let ns = Namespace::new();
-    let redis = RedisServer::start();
-    let conn = db.connect().await;
-    let links = seed_links(&conn, 10).await;
-    let config = worker_config(&db, &redis.url(), &[redis.addr()], &ns);
-    let mut first = worker_process(&config);
-    push_raw(&redis.url(), &ns.queue, &links, 3_000).await;
-    eventually(
-        Duration::from_mins(1),
-        "the first worker is busy",
-        || async { count(&conn, "SELECT COUNT(*) FROM events").await >= 200 },
-    )
-    .await;
-    first.kill().unwrap(); // SIGKILL: in-flight jobs are orphaned
-    first.wait().unwrap();
-    let mut second = worker_process(&config); // same host, restarted at once
-    eventually(
-        Duration::from_mins(1),
-        "every click ingested after the restart",
-        || async { count(&conn, "SELECT COUNT(*) FROM events").await == 3_000 },
-    )
-    .await;
-    assert_eq!(
-        count(&conn, "SELECT COUNT(DISTINCT click_id) FROM events").await,
-        3_000
-    );
-    let queue = jobs::ClickQueue::connect(&redis.url(), Some(&ns.queue))
-        .await
-        .unwrap();
-    eventually(
-        Duration::from_secs(30),
-        "orphaned jobs recovered and queue empty",
-        || async {
-            let d = queue.depth().await.unwrap();
-            d.pending() == 0 && d.dead == 0
-        },
-    )
-    .await;
-    second.kill().unwrap();
-    second.wait().unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    not(curtain_services),
-    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
-)]
 async fn queue_depth_and_age_are_read_from_the_keys_and_exported() {
     let db = TestDb::new().await;
     let ns = Namespace::new();
@@ -159,12 +110,10 @@ async fn queue_depth_and_age_are_read_from_the_keys_and_exported() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    not(curtain_services),
-    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
-)]
-async fn a_worker_stopped_with_sigterm_exits_zero_and_its_successor_finishes_the_backlog() {
+/// A worker process busy with a 3,000-job backlog is stopped by `stop`, a successor starts at
+/// once on the same host, and every click ends up in the database exactly once with nothing
+/// left in the queue (dead or pending).
+async fn successor_finishes_the_backlog(stop: impl FnOnce(&mut std::process::Child)) {
     let db = TestDb::new().await;
     let ns = Namespace::new();
     let redis = RedisServer::start();
@@ -179,18 +128,11 @@ async fn a_worker_stopped_with_sigterm_exits_zero_and_its_successor_finishes_the
         || async { count(&conn, "SELECT COUNT(*) FROM events").await >= 200 },
     )
     .await;
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &first.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let status = first.wait().unwrap();
-    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
-
+    stop(&mut first);
     let mut second = worker_process(&config);
     eventually(
         Duration::from_mins(1),
-        "the successor ingests the rest",
+        "every click ingested by the successor",
         || async { count(&conn, "SELECT COUNT(*) FROM events").await == 3_000 },
     )
     .await;
@@ -198,6 +140,49 @@ async fn a_worker_stopped_with_sigterm_exits_zero_and_its_successor_finishes_the
         count(&conn, "SELECT COUNT(DISTINCT click_id) FROM events").await,
         3_000
     );
+    let queue = jobs::ClickQueue::connect(&redis.url(), Some(&ns.queue))
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "orphaned jobs recovered and queue empty",
+        || async {
+            let d = queue.depth().await.unwrap();
+            d.pending() == 0 && d.dead == 0
+        },
+    )
+    .await;
     second.kill().unwrap();
     second.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn a_worker_killed_with_sigkill_and_restarted_at_once_recovers_its_jobs() {
+    successor_finishes_the_backlog(|first| {
+        first.kill().unwrap(); // SIGKILL: its in-flight jobs are orphaned
+        first.wait().unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn a_worker_stopped_with_sigterm_exits_zero_and_its_successor_finishes_the_backlog() {
+    successor_finishes_the_backlog(|first| {
+        let term = std::process::Command::new("kill")
+            .args(["-TERM", &first.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success());
+        let status = first.wait().unwrap();
+        assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+    })
+    .await;
 }

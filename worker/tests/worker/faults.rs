@@ -107,27 +107,16 @@ fn redirect_load(
     })
 }
 
-async fn create_link(client: &reqwest::Client, api: &ApiServer) -> String {
-    let created: serde_json::Value = client
-        .post(format!("{}/urls", api.address))
-        .json(&serde_json::json!({"original_url": "https://example.com/fault"}))
+/// A link whose redirect caches are warm: a known link needs no database from here on.
+async fn warm_link(client: &reqwest::Client, api: &ApiServer) -> String {
+    let (_, code) = create_link(client, api, "https://example.com/fault").await;
+    let status = client
+        .get(format!("{}/r/{code}", api.address))
         .send()
         .await
         .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let code = created["short_code"].as_str().unwrap().to_owned();
-    // Warm the redirect caches: a known link needs no database from here on.
-    assert_eq!(
-        client
-            .get(format!("{}/r/{code}", api.address))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        302
-    );
+        .status();
+    assert_eq!(status, 302);
     code
 }
 
@@ -200,11 +189,8 @@ async fn postgres_unreachable_for_10s_under_load_loses_and_doubles_no_click() {
     let api = spawn_api(&proxied, &redis.url(), &[redis.addr()], &ns, spool.path()).await;
     let (_stop_worker, _worker) =
         spawn_worker(worker_config(&proxied, &redis.url(), &[redis.addr()], &ns));
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let code = create_link(&client, &api).await;
+    let client = http_client();
+    let code = warm_link(&client, &api).await;
 
     let ok = under_load(
         format!("{}/r/{code}", api.address),
@@ -239,11 +225,8 @@ async fn queue_redis_unreachable_for_10s_under_load_loses_and_doubles_no_click()
         spool.path(),
     )
     .await;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let code = create_link(&client, &api).await;
+    let client = http_client();
+    let code = warm_link(&client, &api).await;
     let (_stop_worker, _worker) =
         spawn_worker(worker_config(&db, &queue_url, &[queue_redis.addr()], &ns));
 
@@ -292,11 +275,8 @@ async fn a_counter_shard_stopped_under_load_fails_no_redirect_and_loses_no_event
     let spool = tempfile::tempdir().unwrap();
     let api = spawn_api(&db, &redis, &addrs, &ns, spool.path()).await;
     let (_stop_worker, _worker) = spawn_worker(worker_config(&db, &redis, &addrs, &ns));
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let code = create_link(&client, &api).await;
+    let client = http_client();
+    let code = warm_link(&client, &api).await;
     let owner = storage::ring::HashRing::new(3).owner(&code).unwrap();
 
     let ok = under_load(

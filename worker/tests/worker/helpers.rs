@@ -356,3 +356,28 @@ pub async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
         .unwrap();
     row.try_get_by_index::<i64>(0).unwrap()
 }
+
+/// An HTTP client that does not follow redirects (a 302 is the answer under test).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Creates a link through the api and returns (id, short code).
+pub async fn create_link(client: &reqwest::Client, api: &ApiServer, target: &str) -> (i64, String) {
+    let created: serde_json::Value = client
+        .post(format!("{}/urls", api.address))
+        .json(&serde_json::json!({ "original_url": target }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (
+        created["id"].as_i64().unwrap(),
+        created["short_code"].as_str().unwrap().to_owned(),
+    )
+}

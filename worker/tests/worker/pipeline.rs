@@ -36,24 +36,9 @@ async fn redirects_become_events_and_sharded_counters_exactly_once() {
     let spool = tempfile::tempdir().unwrap();
     let api = spawn_api(&db, &redis, &shards, &ns, spool.path()).await;
     let (_stop, _worker) = spawn_worker(worker_config(&db, &redis, &shards, &ns));
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = http_client();
 
-    let created: serde_json::Value = client
-        .post(format!("{}/urls", api.address))
-        .json(&serde_json::json!({"original_url": "https://example.com/pipeline"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (id, code) = (
-        created["id"].as_i64().unwrap(),
-        created["short_code"].as_str().unwrap().to_owned(),
-    );
+    let (id, code) = create_link(&client, &api, "https://example.com/pipeline").await;
     for _ in 0..25 {
         let resp = client
             .get(format!("{}/r/{code}", api.address))
@@ -256,10 +241,7 @@ async fn clicks_are_spooled_while_the_queue_is_down_and_delivered_after() {
     .await;
     let conn = db.connect().await;
     let links = seed_links(&conn, 1).await;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = http_client();
 
     queue_redis.stop();
     for _ in 0..10 {
