@@ -97,7 +97,8 @@ impl AppState {
         .await?;
         let cache = Arc::new(match &config.common.cache_redis_url {
             Some(url) => Cache::redis(url, &config.common.cache_prefix, config.cache_ttl)
-                .context("CACHE_REDIS_URL")?,
+                .context("CACHE_REDIS_URL")?
+                .with_redirect_tier(),
             None => Cache::memory(config.cache_ttl),
         });
         let instance = config.common.instance_name();

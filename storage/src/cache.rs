@@ -101,22 +101,24 @@ impl Cache {
         }
     }
 
-    /// A Redis-backed cache with the in-process redirect tier. Must be called inside a Tokio
-    /// runtime: it starts the invalidation subscriber.
+    /// A Redis-backed cache shared by every process with the same `prefix`.
     pub fn redis(url: &str, prefix: &str, ttl: Duration) -> Result<Self, redis::RedisError> {
-        let redis = RedisCache::new(url)?;
-        let prefix = format!("{prefix}:cache:");
-        let channel = format!("{prefix}invalidate");
-        tokio::spawn(subscribe(
-            redis.client.clone(),
-            channel,
-            redis.local.clone(),
-        ));
         Ok(Self {
-            backend: Backend::Redis(redis),
-            prefix,
+            backend: Backend::Redis(RedisCache::new(url)?),
+            prefix: format!("{prefix}:cache:"),
             ttl,
         })
+    }
+
+    /// Turns on the in-process redirect tier (for processes that serve redirects): starts the
+    /// invalidation subscriber, which enables the tier while it is subscribed. Must be called
+    /// inside a Tokio runtime. A no-op for the in-process backend.
+    #[must_use]
+    pub fn with_redirect_tier(self) -> Self {
+        if let Backend::Redis(r) = &self.backend {
+            tokio::spawn(subscribe(r.client.clone(), self.channel(), r.local.clone()));
+        }
+        self
     }
 
     fn channel(&self) -> String {

@@ -96,14 +96,6 @@ impl Counters {
         }
     }
 
-    /// Forgets a code's counters (its link was deleted).
-    pub async fn forget(&self, code: &str) {
-        match self {
-            Self::Memory(m) => m.forget(code),
-            Self::Sharded(s) => s.forget(code).await,
-        }
-    }
-
     #[must_use]
     pub fn stats(&self) -> ShardStats {
         match self {
@@ -189,14 +181,6 @@ impl MemoryCounters {
             hourly,
             unavailable_shards: 0,
         }
-    }
-
-    fn forget(&self, code: &str) {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .0
-            .remove(code);
     }
 }
 
@@ -481,21 +465,6 @@ impl ShardedCounters {
         pipe.cmd("PFCOUNT").arg(&keys);
         pipe.cmd("DEL").arg(&keys).ignore();
         pipe.query_async::<(u64,)>(conn).await.map_or(0, |(n,)| n)
-    }
-
-    async fn forget(&self, code: &str) {
-        let keys = [
-            format!("{}{code}:total", self.prefix),
-            format!("{}{code}:uv", self.prefix),
-        ];
-        for shard in 0..self.shards.len() {
-            if let Some(mut conn) = self.conn(shard).await {
-                let _ = redis::cmd("DEL")
-                    .arg(&keys)
-                    .query_async::<i64>(&mut conn)
-                    .await;
-            }
-        }
     }
 }
 

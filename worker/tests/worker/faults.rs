@@ -289,14 +289,11 @@ async fn a_counter_shard_stopped_under_load_fails_no_redirect_and_loses_no_event
     assert_each_click_once(&db.connect().await, ok as i64 + 1, Duration::from_mins(1)).await;
 
     // Counts written after the failure went clockwise to a live shard and are still read.
-    let realtime: serde_json::Value = client
-        .get(format!("{}/urls/1/analytics/realtime", api.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let realtime: serde_json::Value = get_json(
+        &client,
+        &format!("{}/urls/1/analytics/realtime", api.address),
+    )
+    .await;
     assert_eq!(realtime["unavailable_shards"], 1);
     assert!(
         realtime["total_clicks"].as_u64().unwrap() > 0,

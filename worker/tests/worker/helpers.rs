@@ -381,3 +381,8 @@ pub async fn create_link(client: &reqwest::Client, api: &ApiServer, target: &str
         created["short_code"].as_str().unwrap().to_owned(),
     )
 }
+
+/// GET `url` and parse the JSON answer.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}

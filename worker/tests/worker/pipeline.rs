@@ -11,14 +11,7 @@ use crate::helpers::*;
 const SERVICES: &str = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set";
 
 async fn analytics(client: &reqwest::Client, api: &ApiServer, id: i64) -> serde_json::Value {
-    client
-        .get(format!("{}/urls/{id}/analytics", api.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(client, &format!("{}/urls/{id}/analytics", api.address)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -71,14 +64,11 @@ async fn redirects_become_events_and_sharded_counters_exactly_once() {
         25
     );
 
-    let realtime: serde_json::Value = client
-        .get(format!("{}/urls/{id}/analytics/realtime", api.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let realtime: serde_json::Value = get_json(
+        &client,
+        &format!("{}/urls/{id}/analytics/realtime", api.address),
+    )
+    .await;
     assert_eq!(realtime["total_clicks"], 25);
     assert_eq!(realtime["unique_visitors"], 1);
     assert_eq!(realtime["hourly"].as_array().unwrap().len(), 72);
@@ -209,7 +199,12 @@ async fn counters_fail_over_clockwise_when_a_shard_stops_and_reads_still_find_th
     // The owner comes back empty: the counts written during the failover are still found, and
     // re-applying the same batch does not count it again.
     shards[owner] = RedisServer::start_on(shards[owner].port);
-    tokio::time::sleep(Duration::from_millis(1100)).await; // let the 1 s shard back-off lapse
+    eventually(
+        Duration::from_secs(5),
+        "the restarted owner is read again",
+        || async { counters.read(code, now).await.unavailable_shards == 0 },
+    )
+    .await;
     counters
         .apply(&batch.batch_id, &batch.clicks)
         .await
