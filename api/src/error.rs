@@ -123,7 +123,7 @@ pub fn json_error(status: StatusCode, message: &str) -> Response {
 /// generated otherwise) and echoed on every response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-fn request_id(req: &Request) -> String {
+pub(crate) fn request_id(req: &Request) -> String {
     req.headers()
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())

@@ -50,12 +50,47 @@ impl App {
             metrics.templates =
                 metrics::RouteTemplates::from_spec_paths(paths.keys().map(String::as_str));
         }
+        let hot = metrics.hot_redirect();
         let metrics = Arc::new(metrics);
-        routes::routes(&self.state)
+        let full = routes::routes(&self.state)
             .into_endpoint()
             .around(move |ep, req| metrics::track(Arc::clone(&metrics), ep, req))
             .around(error::catch_all)
-            .boxed()
+            .boxed();
+        Front {
+            state: Arc::clone(&self.state),
+            hot,
+            full,
+        }
+        .boxed()
+    }
+}
+
+/// The outermost endpoint: redirects of codes cached in this process are answered here
+/// ([`routes::redirects::hot`]), everything else by the full stack (router, metrics
+/// middleware, error envelopes). Both give the same answer, headers and metrics.
+struct Front {
+    state: Arc<AppState>,
+    hot: metrics::HotRedirectMetrics,
+    full: poem::endpoint::BoxEndpoint<'static>,
+}
+
+impl poem::Endpoint for Front {
+    type Output = poem::Response;
+
+    async fn call(&self, req: poem::Request) -> poem::Result<poem::Response> {
+        use poem::http::Method;
+        if matches!(*req.method(), Method::GET | Method::HEAD) {
+            let started = std::time::Instant::now();
+            if let Some(mut resp) = routes::redirects::hot(&self.state, &req).await {
+                if let Ok(id) = poem::http::HeaderValue::from_str(&error::request_id(&req)) {
+                    resp.headers_mut().insert(error::REQUEST_ID_HEADER, id);
+                }
+                self.hot.observe(req.method(), started);
+                return Ok(resp);
+            }
+        }
+        self.full.call(req).await
     }
 }
 

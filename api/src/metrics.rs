@@ -8,7 +8,8 @@ use std::time::Instant;
 use poem::PathPattern;
 use poem::{Endpoint, IntoResponse, Request, Response};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::clicks::ClickMetrics;
@@ -113,6 +114,24 @@ impl Metrics {
         String::from_utf8_lossy(&buf).into_owned()
     }
 
+    /// Pre-resolved series of the redirect hot path (`/r/<short_code>` answering 302), so it
+    /// pays no label lookup per request.
+    #[must_use]
+    pub fn hot_redirect(&self) -> HotRedirectMetrics {
+        let series = |method: &str| {
+            (
+                self.requests
+                    .with_label_values(&[method, HOT_PATH, "302", &self.instance]),
+                self.duration
+                    .with_label_values(&[method, HOT_PATH, &self.instance]),
+            )
+        };
+        HotRedirectMetrics {
+            get: series("GET"),
+            head: series("HEAD"),
+        }
+    }
+
     fn observe(&self, method: &str, path: &str, status: poem::http::StatusCode, seconds: f64) {
         self.requests
             .with_label_values(&[method, path, status.as_str(), &self.instance])
@@ -120,6 +139,28 @@ impl Metrics {
         self.duration
             .with_label_values(&[method, path, &self.instance])
             .observe(seconds);
+    }
+}
+
+/// The template label of the redirect route.
+const HOT_PATH: &str = "/r/<short_code>";
+
+/// See [`Metrics::hot_redirect`].
+#[derive(Clone)]
+pub struct HotRedirectMetrics {
+    get: (IntCounter, Histogram),
+    head: (IntCounter, Histogram),
+}
+
+impl HotRedirectMetrics {
+    pub fn observe(&self, method: &poem::http::Method, started: Instant) {
+        let (count, duration) = if method == poem::http::Method::HEAD {
+            &self.head
+        } else {
+            &self.get
+        };
+        count.inc();
+        duration.observe(started.elapsed().as_secs_f64());
     }
 }
 

@@ -16,9 +16,10 @@
 //! so deactivating or deleting a link stops its redirects on every instance at once. While the
 //! subscription is down the tier is off (and cleared), so it can never serve stale targets.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
@@ -82,6 +83,9 @@ pub struct Generation {
 
 pub struct Cache {
     backend: Backend,
+    /// The in-process redirect tier: always on for the in-process backend; for Redis, on only
+    /// in processes that serve redirects and only while the invalidation subscription is live.
+    local: Arc<LocalTier>,
     prefix: String,
     ttl: Duration,
 }
@@ -94,8 +98,11 @@ enum Backend {
 impl Cache {
     #[must_use]
     pub fn memory(ttl: Duration) -> Self {
+        let local = Arc::new(LocalTier::default());
+        local.set_enabled(true);
         Self {
             backend: Backend::Memory(MemoryCache::default()),
+            local,
             prefix: String::new(),
             ttl,
         }
@@ -105,6 +112,7 @@ impl Cache {
     pub fn redis(url: &str, prefix: &str, ttl: Duration) -> Result<Self, redis::RedisError> {
         Ok(Self {
             backend: Backend::Redis(RedisCache::new(url)?),
+            local: Arc::new(LocalTier::default()),
             prefix: format!("{prefix}:cache:"),
             ttl,
         })
@@ -116,7 +124,11 @@ impl Cache {
     #[must_use]
     pub fn with_redirect_tier(self) -> Self {
         if let Backend::Redis(r) = &self.backend {
-            tokio::spawn(subscribe(r.client.clone(), self.channel(), r.local.clone()));
+            tokio::spawn(subscribe(
+                r.client.clone(),
+                self.channel(),
+                self.local.clone(),
+            ));
         }
         self
     }
@@ -135,27 +147,29 @@ impl Cache {
 
     /// The cached payload, or `None` (a miss, or the cache is unreachable).
     pub async fn get(&self, key: &CacheKey) -> Option<String> {
-        match &self.backend {
+        let local_key = key.local();
+        if let Some(hit) = local_key.and_then(|k| self.local.get(k)) {
+            return Some(hit.payload.clone());
+        }
+        let epoch = self.local.epoch();
+        let value = match &self.backend {
             Backend::Memory(m) => m.get(&self.full_key(&m.generation().to_string(), key)),
             Backend::Redis(r) => {
-                let local_key = key.local().map(str::to_owned);
-                let epoch = r.local.epoch();
-                if let Some(hit) = local_key.as_deref().and_then(|k| r.local.get(k)) {
-                    return Some(hit);
-                }
-                let value = r
-                    .get_with_generation(
-                        &self.gen_key(),
-                        &self.prefix,
-                        &format!(":{}", key.suffix()),
-                    )
-                    .await?;
-                if let Some(k) = local_key {
-                    r.local.put(k, &value, self.ttl, epoch);
-                }
-                Some(value)
+                r.get_with_generation(&self.gen_key(), &self.prefix, &format!(":{}", key.suffix()))
+                    .await
             }
+        }?;
+        if let Some(k) = local_key {
+            self.local.put(k.to_owned(), &value, self.ttl, epoch);
         }
+        Some(value)
+    }
+
+    /// The redirect target cached in this process for `code`, without any I/O: the hot path's
+    /// lookup. `None` means "ask [`Cache::get`]" (not cached here, expired or tier off).
+    #[must_use]
+    pub fn get_local_redirect(&self, code: &str) -> Option<Arc<Cached>> {
+        self.local.get(code)
     }
 
     /// Stores a payload under the generation current *before* the data was read. The caller
@@ -163,15 +177,13 @@ impl Cache {
     pub async fn put(&self, generation: &Generation, key: &CacheKey, payload: &str) {
         let full = self.full_key(&generation.shared, key);
         let ttl = key.ttl(self.ttl);
+        if let Some(k) = key.local() {
+            self.local
+                .put(k.to_owned(), payload, ttl, generation.local_epoch);
+        }
         match &self.backend {
             Backend::Memory(m) => m.put(full, payload.to_owned(), ttl),
-            Backend::Redis(r) => {
-                if let Some(k) = key.local() {
-                    r.local
-                        .put(k.to_owned(), payload, ttl, generation.local_epoch);
-                }
-                r.put(&full, payload, ttl).await;
-            }
+            Backend::Redis(r) => r.put(&full, payload, ttl).await,
         }
     }
 
@@ -180,10 +192,10 @@ impl Cache {
         match &self.backend {
             Backend::Memory(m) => Some(Generation {
                 shared: m.generation().to_string(),
-                local_epoch: 0,
+                local_epoch: self.local.epoch(),
             }),
             Backend::Redis(r) => {
-                let local_epoch = r.local.epoch();
+                let local_epoch = self.local.epoch();
                 let shared = r
                     .get_string(&self.gen_key())
                     .await?
@@ -200,13 +212,11 @@ impl Cache {
     pub async fn invalidate_all(&self) {
         match &self.backend {
             Backend::Memory(m) => m.bump(),
-            Backend::Redis(r) => {
-                // Shared generation first, then the local tier: a reader that starts after the
-                // clear sees the new generation; one that started before cannot store.
-                r.bump(&self.gen_key(), &self.channel()).await;
-                r.local.clear();
-            }
+            Backend::Redis(r) => r.bump(&self.gen_key(), &self.channel()).await,
         }
+        // Shared generation first, then the local tier: a reader that starts after the clear
+        // sees the new generation; one that started before cannot store.
+        self.local.clear();
     }
 
     /// Drops the analytics payloads of these URLs (click ingestion: never the redirect cache).
@@ -275,7 +285,6 @@ impl MemoryCache {
 }
 
 struct RedisCache {
-    local: Arc<LocalTier>,
     client: redis::Client,
     conn: tokio::sync::Mutex<Option<ConnectionManager>>,
     get_script: redis::Script,
@@ -284,7 +293,6 @@ struct RedisCache {
 impl RedisCache {
     fn new(url: &str) -> Result<Self, redis::RedisError> {
         Ok(Self {
-            local: Arc::new(LocalTier::default()),
             client: redis::Client::open(url)?,
             conn: tokio::sync::Mutex::new(None),
             // One round trip: read the generation, then the key under it.
@@ -434,7 +442,36 @@ impl RedisCache {
 struct LocalTier {
     enabled: std::sync::atomic::AtomicBool,
     epoch: AtomicU64,
-    entries: Mutex<HashMap<String, (Instant, String)>>,
+    entries: Mutex<HashMap<String, (Instant, Arc<Cached>)>>,
+}
+
+/// A payload held by the in-process tier, with a decoded form built once by its first reader
+/// (the redirect hot path keeps a ready-made response there).
+pub struct Cached {
+    payload: String,
+    decoded: OnceLock<Option<Box<dyn Any + Send + Sync>>>,
+}
+
+impl Cached {
+    /// The payload as cached (JSON).
+    #[must_use]
+    pub fn payload(&self) -> &str {
+        &self.payload
+    }
+
+    /// The decoded form, made by `decode` on first use; `None` if it does not decode (or was
+    /// decoded as another type).
+    pub fn decoded<T: Any + Send + Sync>(
+        &self,
+        decode: impl FnOnce(&str) -> Option<T>,
+    ) -> Option<&T> {
+        self.decoded
+            .get_or_init(|| {
+                decode(&self.payload).map(|v| Box::new(v) as Box<dyn Any + Send + Sync>)
+            })
+            .as_ref()?
+            .downcast_ref()
+    }
 }
 
 impl LocalTier {
@@ -442,7 +479,7 @@ impl LocalTier {
         self.epoch.load(Ordering::Acquire)
     }
 
-    fn get(&self, key: &str) -> Option<String> {
+    fn get(&self, key: &str) -> Option<Arc<Cached>> {
         if !self.enabled.load(Ordering::Acquire) {
             return None;
         }
@@ -450,7 +487,7 @@ impl LocalTier {
         entries
             .get(key)
             .filter(|(expires, _)| *expires > Instant::now())
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| Arc::clone(v))
     }
 
     fn put(&self, key: String, value: &str, ttl: Duration, epoch_seen: u64) {
@@ -465,7 +502,11 @@ impl LocalTier {
             if entries.len() >= MEMORY_MAX_ENTRIES {
                 entries.clear();
             }
-            entries.insert(key, (Instant::now() + ttl, value.to_owned()));
+            let cached = Cached {
+                payload: value.to_owned(),
+                decoded: OnceLock::new(),
+            };
+            entries.insert(key, (Instant::now() + ttl, Arc::new(cached)));
         }
     }
 

@@ -350,3 +350,40 @@ async fn deleting_a_link_on_one_instance_stops_its_redirects_on_the_other() {
     let (status, _, _) = parts(b.get(&format!("/urls/{}/analytics", url["id"])).await).await;
     assert_eq!(status, 404);
 }
+
+backend_test! {
+    async fn a_cached_redirect_answers_exactly_like_the_first_one(app) {
+        // The first redirect of a code takes the documented operation (MISS); later ones are
+        // answered from the prepared 302 of the in-process cache (HIT). Same answer, same
+        // request id handling, same metric series.
+        let url = app.create_url("https://example.com/same?x=<1>").await;
+        let path = format!("/r/{}", url["short_code"].as_str().unwrap());
+        let mut answers = Vec::new();
+        for _ in 0..3 {
+            let resp = app.client.get(app.url(&path)).header("x-request-id", "probe-1").send().await.unwrap();
+            let h = resp.headers().clone();
+            let cache = h["x-cache"].to_str().unwrap().to_owned();
+            let mut names: Vec<String> = h.keys().map(|k| k.as_str().to_owned()).collect();
+            names.sort();
+            assert_eq!(h["x-request-id"], "probe-1", "a client's request id is echoed");
+            answers.push((cache, resp.status().as_u16(), h["location"].clone(), h["content-type"].clone(), names, resp.text().await.unwrap()));
+        }
+        assert_eq!(answers[0].0, "MISS");
+        assert_eq!(answers[1].0, "HIT");
+        for later in &answers[1..] {
+            assert_eq!((later.1, &later.2, &later.3, &later.4, &later.5), (answers[0].1, &answers[0].2, &answers[0].3, &answers[0].4, &answers[0].5));
+        }
+        let resp = app.get(&path).await;
+        assert!(!resp.headers()["x-request-id"].is_empty(), "an id is made when none is sent");
+        app.client.request(Method::HEAD, app.url(&path)).send().await.unwrap();
+        assert_eq!(redirect_events(&app, &url).await.len(), 5, "every answer is one click");
+        let text = app.get("/metrics").await.text().await.unwrap();
+        let count = |method: &str| -> u64 {
+            text.lines()
+                .find(|l| l.starts_with("http_requests_total{") && l.contains(&format!("method=\"{method}\"")) && l.contains("path=\"/r/<short_code>\"") && l.contains("status_code=\"302\""))
+                .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        assert_eq!((count("GET"), count("HEAD")), (4, 1), "{text}");
+    }
+}
