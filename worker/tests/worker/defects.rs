@@ -186,3 +186,81 @@ async fn a_worker_stopped_with_sigterm_exits_zero_and_its_successor_finishes_the
     })
     .await;
 }
+
+/// `used_memory` of a Redis server, in bytes.
+async fn used_memory(redis: &str) -> u64 {
+    let client = redis::Client::open(redis).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("used_memory in INFO")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn queue_redis_memory_stays_flat_over_1_000_000_clicks() {
+    // 1,000,000 clicks in ten rounds of 100,000 (50 jobs of 2,000, the api's batch size). After
+    // each round is ingested and its finished jobs pruned, the queue Redis' memory is sampled:
+    // it must not grow with the clicks it has carried. Unpruned, every round would leave about
+    // 40 MB of job data behind. Counter shards live on a Redis of their own.
+    const ROUNDS: usize = 10;
+    const JOBS_PER_ROUND: usize = 50;
+    const CLICKS_PER_JOB: usize = 2_000;
+    let db = TestDb::new().await;
+    let ns = Namespace::new();
+    let redis = RedisServer::start();
+    let shard = RedisServer::start();
+    let conn = db.connect().await;
+    let links = seed_links(&conn, 100).await;
+    let queue = jobs::ClickQueue::connect(&redis.url(), Some(&ns.queue))
+        .await
+        .unwrap();
+    let (_stop, worker) = spawn_worker(worker_config(&db, &redis.url(), &[shard.addr()], &ns));
+
+    let mut samples = Vec::new();
+    let mut pushed = 0_i64;
+    for round in 0..ROUNDS {
+        for job in 0..JOBS_PER_ROUND {
+            let clicks = (0..CLICKS_PER_JOB)
+                .map(|i| {
+                    let (id, code) = &links[i % links.len()];
+                    click(*id, code, &format!("v{round}-{job}-{i}"))
+                })
+                .collect();
+            queue.push(&ClickBatch::new(clicks)).await.unwrap();
+        }
+        pushed += (JOBS_PER_ROUND * CLICKS_PER_JOB) as i64;
+        eventually(Duration::from_mins(3), "round ingested", || async {
+            assert!(!worker.is_finished(), "the worker stopped");
+            queue.depth().await.unwrap().pending() == 0
+                && count(&conn, "SELECT COUNT(*) FROM events").await == pushed
+        })
+        .await;
+        eventually(Duration::from_secs(10), "finished jobs pruned", || async {
+            queue.depth().await.unwrap().done == 0
+        })
+        .await;
+        samples.push(used_memory(&redis.url()).await);
+    }
+    eprintln!("queue redis used_memory after each 100,000 clicks: {samples:?}");
+    let baseline = samples[0];
+    let peak = *samples.iter().max().unwrap();
+    assert!(
+        peak <= baseline + 2 * 1024 * 1024,
+        "queue Redis grew from {baseline} to {peak} bytes over 1,000,000 clicks: {samples:?}"
+    );
+    assert_eq!(
+        count(&conn, "SELECT COUNT(DISTINCT click_id) FROM events").await,
+        pushed,
+        "every click once"
+    );
+}
