@@ -300,3 +300,44 @@ async fn a_counter_shard_stopped_under_load_fails_no_redirect_and_loses_no_event
         "failover counts are found: {realtime}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn the_worker_killed_with_sigkill_under_load_loses_and_doubles_no_click() {
+    let db = TestDb::new().await;
+    let ns = Namespace::new();
+    let redis = RedisServer::start();
+    let spool = tempfile::tempdir().unwrap();
+    let api = spawn_api(&db, &redis.url(), &[redis.addr()], &ns, spool.path()).await;
+    let config = worker_config(&db, &redis.url(), &[redis.addr()], &ns);
+    let worker = std::sync::Mutex::new(worker_process(&config));
+    let client = http_client();
+    let code = warm_link(&client, &api).await;
+    let conn = db.connect().await;
+    eventually(
+        Duration::from_secs(30),
+        "the worker is ingesting",
+        || async { count(&conn, REDIRECT_EVENTS).await >= 1 },
+    )
+    .await;
+
+    let ok = under_load(
+        format!("{}/r/{code}", api.address),
+        Duration::from_secs(3),
+        || {
+            // SIGKILL mid-stream: whatever it was ingesting is orphaned.
+            let mut child = worker.lock().unwrap();
+            child.kill().unwrap();
+            child.wait().unwrap();
+        },
+        || *worker.lock().unwrap() = worker_process(&config),
+    )
+    .await;
+    assert_each_click_once(&conn, ok as i64 + 1, Duration::from_secs(90)).await;
+    let mut child = worker.into_inner().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
