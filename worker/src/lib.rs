@@ -1,8 +1,10 @@
 //! `curtain-worker`: apalis worker pools consuming click batches from Redis.
 //!
 //! `main.rs` parses [`Config`] and calls [`run`]; tests call [`run`] too. The process serves
-//! `/health` and `/metrics`, keeps the queue healthy ([`maintenance`]), and exits non-zero if
-//! its monitor stops without being asked to (apalis-redis can stop workers silently).
+//! `/health` and `/metrics`, keeps the queue healthy ([`maintenance`]), and supervises its
+//! apalis monitor: one that stops without being asked to (apalis-redis stops workers when
+//! Redis drops, sometimes silently) is restarted under new worker names; if it keeps stopping
+//! (more than 30 times in a minute) the process exits non-zero, naming the jobs still pending.
 
 pub mod config;
 pub mod jobs;
@@ -54,8 +56,8 @@ fn render_metrics(metrics: poem::web::Data<&WorkerMetrics>) -> String {
     metrics.render()
 }
 
-/// Runs the worker until `shutdown` resolves. Returns an error if the monitor stopped on its
-/// own (with the number of jobs still pending), so the process exits non-zero.
+/// Runs the worker until `shutdown` resolves (then `Ok`, in-flight jobs finished). Returns an
+/// error, so the process exits non-zero, if the monitor keeps stopping on its own.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
