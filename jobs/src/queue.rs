@@ -128,6 +128,20 @@ pub struct ClickQueue {
     prune: redis::Script,
 }
 
+/// The connection apalis' workers get: `apalis_redis::connect` has no response timeout and
+/// retries a dead Redis for several seconds, so a blackholed queue would hang the pools and a
+/// refused one would keep them from noticing. Bounded here: the pools stop within seconds and
+/// the worker's supervision restarts them (or gives up, non-zero).
+pub async fn worker_connection(url: &str) -> Result<ConnectionManager, QueueError> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_secs(5)))
+        .set_number_of_retries(2);
+    Ok(redis::Client::open(url)?
+        .get_connection_manager_with_config(config)
+        .await?)
+}
+
 impl ClickQueue {
     /// Connects with bounded timeouts. `queue` defaults to [`RecordClicks::QUEUE`].
     pub async fn connect(url: &str, queue: Option<&str>) -> Result<Self, QueueError> {

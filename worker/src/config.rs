@@ -27,6 +27,12 @@ pub struct Config {
     #[arg(long, env = "WORKER_POLL_MS", default_value = "50", value_parser = parse_millis)]
     pub poll_interval: Duration,
 
+    /// Restarts of the worker pools within a minute (they stop on their own when the queue's
+    /// Redis drops) after which the process gives up and exits non-zero, for its supervisor to
+    /// act. Each restart waits a second, so the default rides out a 30 s queue outage.
+    #[arg(long, env = "WORKER_MAX_RESTARTS", default_value_t = 30)]
+    pub max_restarts_per_minute: usize,
+
     #[command(flatten)]
     pub common: storage::config::CommonArgs,
 }

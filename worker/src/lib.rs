@@ -4,7 +4,8 @@
 //! `/health` and `/metrics`, keeps the queue healthy ([`maintenance`]), and supervises its
 //! apalis monitor: one that stops without being asked to (apalis-redis stops workers when
 //! Redis drops, sometimes silently) is restarted under new worker names; if it keeps stopping
-//! (more than 30 times in a minute) the process exits non-zero, naming the jobs still pending.
+//! (more than `WORKER_MAX_RESTARTS` times in a minute) the process exits non-zero, naming the
+//! jobs still pending.
 
 pub mod config;
 pub mod jobs;
@@ -136,7 +137,7 @@ pub async fn run(
         );
         recent_restarts.retain(|t| t.elapsed() < Duration::from_mins(1));
         recent_restarts.push(std::time::Instant::now());
-        if recent_restarts.len() > 30 {
+        if recent_restarts.len() > config.max_restarts_per_minute {
             http.abort();
             anyhow::bail!("worker pools keep stopping ({result:?}); {pending:?} jobs pending");
         }
@@ -150,7 +151,7 @@ async fn run_pools(
     state: &Arc<WorkerState>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let conn = apalis_redis::connect(config.redis_url.as_str())
+    let conn = ::jobs::queue::worker_connection(&config.redis_url)
         .await
         .context("REDIS_URL (workers)")?;
     let storage = RedisStorage::new(conn)

@@ -264,3 +264,39 @@ async fn queue_redis_memory_stays_flat_over_1_000_000_clicks() {
         "every click once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn a_worker_whose_queue_redis_stays_down_exits_non_zero() {
+    // apalis workers end when their Redis drops. The process restarts them (a blip is ridden
+    // out: see the faults tests), but once they have stopped more than WORKER_MAX_RESTARTS
+    // times in a minute it must exit non-zero so that its supervisor notices.
+    let db = TestDb::new().await;
+    let ns = Namespace::new();
+    let mut redis = RedisServer::start();
+    let mut config = worker_config(&db, &redis.url(), &[redis.addr()], &ns);
+    config.max_restarts_per_minute = 2;
+    let health = format!("http://{}/health", config.listen);
+    let mut worker = worker_process(&config);
+    eventually(Duration::from_secs(30), "the worker is up", || async {
+        reqwest::get(&health).await.is_ok()
+    })
+    .await;
+    redis.stop();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = worker.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the worker did not give up on a queue that stays down"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("gave up after {:?}", started.elapsed());
+    assert!(!status.success(), "gave up with {status:?}");
+}

@@ -232,6 +232,10 @@ pub fn worker_process(config: &worker::Config) -> Child {
         )
         .env("CACHE_PREFIX", &config.common.cache_prefix)
         .env("CLICK_QUEUE", &config.common.click_queue)
+        .env(
+            "WORKER_MAX_RESTARTS",
+            config.max_restarts_per_minute.to_string(),
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
