@@ -4,6 +4,7 @@ pub mod record_clicks;
 
 use std::sync::Arc;
 
+use apalis::layers::WorkerBuilderExt;
 use apalis::prelude::{BackendExt, Monitor, WorkerBuilder};
 use apalis_redis::RedisStorage;
 use jobs::ClickBatch;
@@ -35,6 +36,10 @@ pub fn register(
     monitor.register_n(concurrency, move |index, _restarts| {
         WorkerBuilder::new(unique_name(jobs::RecordClicks::NAME, index))
             .backend(storage.clone().poll_with_interval(poll))
+            // One job at a time per worker: without a limit an apalis worker keeps fetching
+            // while its jobs run, so a backlog is pulled into memory whole (gigabytes for a
+            // million clicks) and every fetched job is orphaned if the process dies.
+            .concurrency(1)
             .data(state.clone())
             .build(record_clicks::record_clicks)
     })

@@ -27,6 +27,35 @@ async fn push_raw(redis: &str, queue: &str, links: &[(i64, String)], n: usize) {
     }
 }
 
+/// Jobs fetched by workers and not finished yet (every worker's in-flight set), by SCAN.
+async fn in_flight(redis: &str, queue: &str) -> u64 {
+    let client = redis::Client::open(redis).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut total = 0;
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{queue}:inflight:*"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        for key in keys {
+            let n: u64 = redis::cmd("SCARD")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            total += n;
+        }
+        if next == 0 {
+            return total;
+        }
+        cursor = next;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(
     not(curtain_services),
@@ -52,6 +81,7 @@ async fn a_50000_job_backlog_drains_after_workers_come_back() {
     let mut config = worker_config(&db, &redis.url(), &[redis.addr()], &ns);
     config.click_concurrency = 8;
     let (_stop, worker) = spawn_worker(config);
+    let most_in_flight = std::sync::atomic::AtomicU64::new(0);
     eventually(
         Duration::from_mins(10),
         "50,000 clicks ingested",
@@ -60,10 +90,20 @@ async fn a_50000_job_backlog_drains_after_workers_come_back() {
                 !worker.is_finished(),
                 "the worker stopped while a backlog remained"
             );
+            most_in_flight.fetch_max(
+                in_flight(&redis.url(), &ns.queue).await,
+                std::sync::atomic::Ordering::Relaxed,
+            );
             count(&conn, "SELECT COUNT(*) FROM events").await == 50_000
         },
     )
     .await;
+    // The backlog stays in Redis: each of the 8 workers holds one fetch (4 jobs) at most.
+    let most = most_in_flight.into_inner();
+    assert!(
+        (1..=8 * 4).contains(&most),
+        "{most} jobs were fetched at once"
+    );
     eventually(Duration::from_secs(10), "queue empty", || async {
         queue.depth().await.unwrap().pending() == 0
     })
