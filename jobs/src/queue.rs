@@ -6,7 +6,8 @@
 //!   producer pushes straight onto `<q>:active` ([`ClickQueue::push`]), and [`ClickQueue::promote_due`]
 //!   moves due ids to `<q>:active` in bounded chunks, on a timer in every worker and for the
 //!   whole backlog before a worker starts, so the fetch script never sees a large due set;
-//! - finished jobs are never deleted: [`ClickQueue::prune_finished`] removes them in chunks;
+//! - finished jobs are never deleted: [`ClickQueue::prune_finished`] removes them in chunks,
+//!   and [`ClickQueue::prune_dead_worker_records`] the metadata of workers long gone;
 //! - the stats API is broken: [`ClickQueue::depth`] reads depth and age from the keys;
 //! - the default queue name is a Rust type path: [`queue_config`] always names the queue.
 //!
@@ -95,6 +96,22 @@ end
 return #ids
 ";
 
+/// Deletes the metadata hashes of workers no longer registered: apalis-redis removes a dead
+/// worker from the workers set when it re-enqueues its orphans, but never its metadata hash,
+/// so every restart would leave one behind for good.
+/// KEYS: metadata hashes found by SCAN. ARGV[1]: the workers set, ARGV[2]: the key prefix.
+const PRUNE_WORKERS: &str = r"
+local removed = 0
+for _, key in ipairs(KEYS) do
+  local name = string.sub(key, #ARGV[2] + 1)
+  if not redis.call('ZSCORE', ARGV[1], name) then
+    redis.call('DEL', key)
+    removed = removed + 1
+  end
+end
+return removed
+";
+
 /// due, future, ready, dead, done, the oldest scheduled (id, score), worker names.
 type DepthReply = (u64, u64, u64, u64, u64, Vec<(String, f64)>, Vec<String>);
 
@@ -126,6 +143,7 @@ pub struct ClickQueue {
     push: redis::Script,
     promote: redis::Script,
     prune: redis::Script,
+    prune_workers: redis::Script,
 }
 
 /// The connection apalis' workers get: `apalis_redis::connect` has no response timeout and
@@ -160,6 +178,7 @@ impl ClickQueue {
             config,
             promote: redis::Script::new(PROMOTE),
             prune: redis::Script::new(PRUNE),
+            prune_workers: redis::Script::new(PRUNE_WORKERS),
         })
     }
 
@@ -237,6 +256,36 @@ impl ClickQueue {
             .invoke_async(&mut conn)
             .await?;
         Ok(pruned)
+    }
+
+    /// One `SCAN` page (from `cursor`) of worker metadata hashes: those of workers no longer
+    /// registered are deleted. Returns the next cursor (0 when a pass is complete) and how
+    /// many were deleted.
+    pub async fn prune_dead_worker_records(&self, cursor: u64) -> Result<(u64, u64), QueueError> {
+        let mut conn = self.conn.clone();
+        let workers = self.config.workers_set();
+        let prefix = format!("{workers}:metadata:");
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(200)
+            .query_async(&mut conn)
+            .await?;
+        if keys.is_empty() {
+            return Ok((next, 0));
+        }
+        let mut script = self.prune_workers.prepare_invoke();
+        for key in &keys {
+            script.key(key);
+        }
+        let removed: u64 = script
+            .arg(&workers)
+            .arg(&prefix)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok((next, removed))
     }
 
     /// Depth and age of the queue, from its keys.

@@ -1,7 +1,7 @@
 //! Queue upkeep that apalis-redis 1.0 does not do, run in every worker process: promote due
-//! jobs in bounded chunks (the backlog wedge), prune finished jobs (unbounded Redis growth),
-//! export queue depth and age from the keys (the broken stats API), and mirror counter-shard
-//! failure counts into metrics.
+//! jobs in bounded chunks (the backlog wedge), prune finished jobs and the records of dead
+//! workers (unbounded Redis growth), export queue depth and age from the keys (the broken
+//! stats API), and mirror counter-shard failure counts into metrics.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +18,7 @@ const PRUNE_CHUNK: usize = 1_000;
 pub async fn run(state: Arc<WorkerState>, queue: Arc<ClickQueue>) {
     let mut last_housekeeping = tokio::time::Instant::now();
     let mut previous = storage::counters::ShardStats::default();
+    let mut worker_records_cursor = 0;
     loop {
         if let Err(e) = queue.promote_all_due().await {
             tracing::warn!(error = %e, "promoting due jobs failed");
@@ -25,6 +26,13 @@ pub async fn run(state: Arc<WorkerState>, queue: Arc<ClickQueue>) {
         if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
             last_housekeeping = tokio::time::Instant::now();
             prune(&state, &queue).await;
+            match queue.prune_dead_worker_records(worker_records_cursor).await {
+                Ok((next, removed)) => {
+                    worker_records_cursor = next;
+                    state.metrics.worker_records_pruned.inc_by(removed);
+                }
+                Err(e) => tracing::warn!(error = %e, "pruning dead worker records failed"),
+            }
             export_depth(&state, &queue).await;
             let snapshot = state.counters.stats();
             state

@@ -20,6 +20,7 @@ pub struct WorkerMetrics {
     pub shard_failures: IntCounter,
     pub shard_failovers: IntCounter,
     pub jobs_pruned: IntCounter,
+    pub worker_records_pruned: IntCounter,
     pub pool_restarts: IntCounter,
 }
 
@@ -116,6 +117,10 @@ impl WorkerMetrics {
             jobs_pruned: counter(
                 "curtain_queue_jobs_pruned_total",
                 "Finished jobs deleted from Redis.",
+            ),
+            worker_records_pruned: counter(
+                "curtain_queue_worker_records_pruned_total",
+                "Metadata of dead workers deleted from Redis (apalis-redis leaves it behind).",
             ),
             pool_restarts: counter(
                 "curtain_worker_pool_restarts_total",

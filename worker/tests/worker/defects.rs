@@ -192,8 +192,36 @@ async fn successor_finishes_the_backlog(stop: impl FnOnce(&mut std::process::Chi
         },
     )
     .await;
+    eventually(
+        Duration::from_secs(30),
+        "the records of the first worker's pools pruned",
+        || async { worker_records(&redis.url(), &ns.queue).await == config.click_concurrency },
+    )
+    .await;
     second.kill().unwrap();
     second.wait().unwrap();
+}
+
+/// How many worker metadata records the queue's Redis holds (by SCAN).
+async fn worker_records(redis: &str, queue: &str) -> usize {
+    let client = redis::Client::open(redis).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut total = 0;
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{queue}:workers:metadata:*"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        total += keys.len();
+        if next == 0 {
+            return total;
+        }
+        cursor = next;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
