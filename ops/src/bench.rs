@@ -97,7 +97,7 @@ pub async fn enqueue(
         let batch = ClickBatch::new(
             (0..n)
                 .map(|i| Click {
-                    click_id: uuid::Uuid::new_v4().to_string(),
+                    click_id: uuid::Uuid::now_v7().to_string(),
                     url_id,
                     short_code: code.to_owned(),
                     at: now,
