@@ -27,30 +27,38 @@ async fn push_raw(redis: &str, queue: &str, links: &[(i64, String)], n: usize) {
     }
 }
 
-/// Jobs fetched by workers and not finished yet (every worker's in-flight set), by SCAN.
+/// Jobs fetched by workers and not finished yet (every worker's in-flight set).
 async fn in_flight(redis: &str, queue: &str) -> u64 {
+    let (mut conn, keys) = scan_keys(redis, &format!("{queue}:inflight:*")).await;
+    let mut total = 0;
+    for key in keys {
+        let n: u64 = redis::cmd("SCARD")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        total += n;
+    }
+    total
+}
+
+/// Every key matching `pattern`, by SCAN, with the connection used.
+async fn scan_keys(redis: &str, pattern: &str) -> (redis::aio::MultiplexedConnection, Vec<String>) {
     let client = redis::Client::open(redis).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let mut total = 0;
+    let mut found = Vec::new();
     let mut cursor: u64 = 0;
     loop {
         let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
             .arg(cursor)
             .arg("MATCH")
-            .arg(format!("{queue}:inflight:*"))
+            .arg(pattern)
             .query_async(&mut conn)
             .await
             .unwrap();
-        for key in keys {
-            let n: u64 = redis::cmd("SCARD")
-                .arg(&key)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            total += n;
-        }
+        found.extend(keys);
         if next == 0 {
-            return total;
+            return (conn, found);
         }
         cursor = next;
     }
@@ -202,26 +210,12 @@ async fn successor_finishes_the_backlog(stop: impl FnOnce(&mut std::process::Chi
     second.wait().unwrap();
 }
 
-/// How many worker metadata records the queue's Redis holds (by SCAN).
+/// How many worker metadata records the queue's Redis holds.
 async fn worker_records(redis: &str, queue: &str) -> usize {
-    let client = redis::Client::open(redis).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let mut total = 0;
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{queue}:workers:metadata:*"))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        total += keys.len();
-        if next == 0 {
-            return total;
-        }
-        cursor = next;
-    }
+    scan_keys(redis, &format!("{queue}:workers:metadata:*"))
+        .await
+        .1
+        .len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
