@@ -165,10 +165,15 @@ pub async fn catch_all<E: Endpoint>(ep: E, req: Request) -> poem::Result<Respons
             json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
         }
     };
-    if let Ok(value) = poem::http::HeaderValue::from_str(&id) {
+    set_request_id(&mut resp, &id);
+    Ok(resp)
+}
+
+/// Echoes the request id on a response.
+pub(crate) fn set_request_id(resp: &mut Response, id: &str) {
+    if let Ok(value) = poem::http::HeaderValue::from_str(id) {
         resp.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
-    Ok(resp)
 }
 
 tokio::task_local! {

@@ -83,9 +83,7 @@ impl poem::Endpoint for Front {
         if matches!(*req.method(), Method::GET | Method::HEAD) {
             let started = std::time::Instant::now();
             if let Some(mut resp) = routes::redirects::hot(&self.state, &req).await {
-                if let Ok(id) = poem::http::HeaderValue::from_str(&error::request_id(&req)) {
-                    resp.headers_mut().insert(error::REQUEST_ID_HEADER, id);
-                }
+                error::set_request_id(&mut resp, &error::request_id(&req));
                 self.hot.observe(req.method(), started);
                 return Ok(resp);
             }

@@ -453,12 +453,6 @@ pub struct Cached {
 }
 
 impl Cached {
-    /// The payload as cached (JSON).
-    #[must_use]
-    pub fn payload(&self) -> &str {
-        &self.payload
-    }
-
     /// The decoded form, made by `decode` on first use; `None` if it does not decode (or was
     /// decoded as another type).
     pub fn decoded<T: Any + Send + Sync>(

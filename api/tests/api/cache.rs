@@ -140,10 +140,7 @@ async fn deactivate_and_delete_reach_another_api_process_within_a_second() {
     let spool = tempfile::tempdir().unwrap();
     let a = ApiProcess::start(&storage, &spool.path().join("a")).await;
     let b = ApiProcess::start(&storage, &spool.path().join("b")).await;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = crate::helpers::http_client();
     let create = |target: &'static str| {
         let client = client.clone();
         let url = a.url("/urls");

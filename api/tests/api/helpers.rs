@@ -158,6 +158,14 @@ impl Drop for Storage {
     }
 }
 
+/// An HTTP client that shows redirects instead of following them.
+pub fn http_client() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
 pub struct TestApp {
     pub address: String,
     pub client: Client,
@@ -222,13 +230,9 @@ impl TestApp {
             .await
             .expect("server");
         });
-        let client = Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
         Self {
             address,
-            client,
+            client: http_client(),
             state,
             backend,
             storage,
