@@ -8,4 +8,5 @@ mod helpers;
 
 mod defects;
 mod faults;
+mod kills;
 mod pipeline;

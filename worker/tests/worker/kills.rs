@@ -1,0 +1,183 @@
+//! The worker SIGKILLed again and again, at random moments, under redirect load (issue: clicks
+//! missing after the worker is SIGKILLed). Whatever the moment of the kill (fetching, running,
+//! acking, promoting, pruning), every 302 the load generator saw must become exactly one event
+//! and exactly one count in the real-time counters.
+//!
+//! `CURTAIN_TEST_KILLS` sets how many kills (default 10, about a minute); the loop that found
+//! the defect ran it with hundreds.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::helpers::*;
+
+const REDIRECT_EVENTS: &str = "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'";
+
+/// Redirect load from `conns` loops until `stop`; returns (302s, other answers). Each loop
+/// finishes its request in flight, so the count is exact.
+fn redirect_load(
+    url: String,
+    conns: usize,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(u64, u64)> {
+    tokio::spawn(async move {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let ok = Arc::new(AtomicU64::new(0));
+        let bad = Arc::new(AtomicU64::new(0));
+        let loops: Vec<_> = (0..conns)
+            .map(|_| {
+                let (client, url, ok, bad, stop) = (
+                    client.clone(),
+                    url.clone(),
+                    ok.clone(),
+                    bad.clone(),
+                    stop.clone(),
+                );
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::SeqCst) {
+                        match client.get(&url).send().await {
+                            Ok(r) if r.status() == 302 => ok.fetch_add(1, Ordering::SeqCst),
+                            _ => bad.fetch_add(1, Ordering::SeqCst),
+                        };
+                    }
+                })
+            })
+            .collect();
+        for l in loops {
+            l.await.unwrap();
+        }
+        (ok.load(Ordering::SeqCst), bad.load(Ordering::SeqCst))
+    })
+}
+
+/// Where every job of the queue is: printed when the counts do not add up.
+async fn queue_report(redis: &str, queue: &str) -> String {
+    let client = redis::Client::open(redis).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut out = String::new();
+    for (what, cmd, key) in [
+        ("active", "LLEN", "active"),
+        ("scheduled", "ZCARD", "scheduled"),
+        ("dead", "SCARD", "dead"),
+        ("done", "SCARD", "done"),
+        ("data", "HLEN", "data"),
+        ("workers", "ZCARD", "workers"),
+    ] {
+        let n: u64 = redis::cmd(cmd)
+            .arg(format!("{queue}:{key}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap_or(0);
+        out.push_str(&format!("{what}={n} "));
+    }
+    let workers: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(format!("{queue}:workers"))
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    out.push_str(&format!("\nworkers: {workers:?}"));
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{queue}:inflight:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    for key in keys {
+        let ids: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        out.push_str(&format!("\n{key}: {ids:?}"));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn a_worker_sigkilled_at_random_moments_under_load_loses_and_doubles_no_click() {
+    let kills: usize = std::env::var("CURTAIN_TEST_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let db = TestDb::new().await;
+    let ns = Namespace::new();
+    let queue = RedisServer::start();
+    let shards = [RedisServer::start(), RedisServer::start()];
+    let addrs: Vec<String> = shards.iter().map(RedisServer::addr).collect();
+    let spool = tempfile::tempdir().unwrap();
+    let api = spawn_api(&db, &queue.url(), &addrs, &ns, spool.path()).await;
+    let config = worker_config(&db, &queue.url(), &addrs, &ns);
+    let mut worker = worker_process(&config);
+    let client = http_client();
+    let (id, code) = create_link(&client, &api, "https://example.com/kills").await;
+    let conn = db.connect().await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = redirect_load(format!("{}/r/{code}", api.address), 32, stop.clone());
+    for i in 0..kills {
+        // Random moments: anywhere in fetch, run, ack, promote or prune of whatever is going on.
+        let (alive, down) = {
+            let mut rng = rand::rng();
+            (rng.random_range(200..2_500), rng.random_range(0..1_000))
+        };
+        tokio::time::sleep(Duration::from_millis(alive)).await;
+        worker.kill().unwrap();
+        worker.wait().unwrap();
+        eprintln!("kill {}/{kills} after {alive} ms, down {down} ms", i + 1);
+        tokio::time::sleep(Duration::from_millis(down)).await;
+        worker = worker_process(&config);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    let (ok, bad) = load.await.unwrap();
+    assert_eq!(bad, 0, "every redirect answered 302");
+    let expected = ok as i64;
+    eprintln!("{ok} redirects answered 302");
+
+    let drained = tokio::time::timeout(Duration::from_secs(90), async {
+        while count(&conn, REDIRECT_EVENTS).await < expected {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let events = count(&conn, REDIRECT_EVENTS).await;
+    if drained.is_err() {
+        panic!(
+            "{} of {expected} clicks missing after 90 s; queue: {}",
+            expected - events,
+            queue_report(&queue.url(), &ns.queue).await
+        );
+    }
+    assert_eq!(events, expected, "no click counted twice in events");
+    let realtime_url = format!("{}/urls/{id}/analytics/realtime", api.address);
+    eventually(
+        Duration::from_secs(10),
+        "real-time counters settle",
+        || async {
+            get_json(&client, &realtime_url).await["total_clicks"].as_i64() == Some(expected)
+        },
+    )
+    .await;
+    let realtime = get_json(&client, &realtime_url).await;
+    assert_eq!(
+        realtime["total_clicks"].as_i64(),
+        Some(expected),
+        "{realtime}"
+    );
+    assert_eq!(realtime["unavailable_shards"], 0);
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+}
