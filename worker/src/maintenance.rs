@@ -1,7 +1,10 @@
 //! Queue upkeep that apalis-redis 1.0 does not do, run in every worker process: promote due
 //! jobs in bounded chunks (the backlog wedge), prune finished jobs and the records of dead
 //! workers (unbounded Redis growth), export queue depth and age from the keys (the broken
-//! stats API), and mirror counter-shard failure counts into metrics.
+//! stats API), and mirror counter-shard failure counts into metrics. It also makes sure no
+//! job can be lost whatever the moment a worker dies: jobs held by a worker that is no longer
+//! registered, or found nowhere at all, go back on the queue, and click jobs apalis-redis
+//! buried after 25 failed attempts are scheduled again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +16,14 @@ use crate::WorkerState;
 const PROMOTE_EVERY: Duration = Duration::from_millis(100);
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
 const PRUNE_CHUNK: usize = 1_000;
+/// How often stranded jobs are looked for (a full pass over the in-flight sets and, when the
+/// queue is nearly idle, over the stored job ids).
+const STRANDED_SWEEP_EVERY: Duration = Duration::from_secs(2);
 
 /// Runs forever; errors are logged and retried on the next tick.
 pub async fn run(state: Arc<WorkerState>, queue: Arc<ClickQueue>) {
     let mut last_housekeeping = tokio::time::Instant::now();
+    let mut last_sweep = tokio::time::Instant::now();
     let mut previous = storage::counters::ShardStats::default();
     let mut worker_records_cursor = 0;
     loop {
@@ -33,6 +40,14 @@ pub async fn run(state: Arc<WorkerState>, queue: Arc<ClickQueue>) {
                 }
                 Err(e) => tracing::warn!(error = %e, "pruning dead worker records failed"),
             }
+            match queue.redrive_dead(PRUNE_CHUNK).await {
+                Ok(n) if n > 0 => {
+                    state.metrics.dead_redriven.inc_by(n);
+                    tracing::error!(jobs = n, "click jobs failed 25 times; scheduled again");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "re-driving dead jobs failed"),
+            }
             export_depth(&state, &queue).await;
             let snapshot = state.counters.stats();
             state
@@ -44,6 +59,17 @@ pub async fn run(state: Arc<WorkerState>, queue: Arc<ClickQueue>) {
                 .shard_failovers
                 .inc_by(snapshot.failovers - previous.failovers);
             previous = snapshot;
+        }
+        if last_sweep.elapsed() >= STRANDED_SWEEP_EVERY {
+            last_sweep = tokio::time::Instant::now();
+            match queue.recover_stranded().await {
+                Ok(n) if n > 0 => {
+                    state.metrics.stranded_recovered.inc_by(n);
+                    tracing::warn!(jobs = n, "stranded jobs put back on the queue");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "looking for stranded jobs failed"),
+            }
         }
         tokio::time::sleep(PROMOTE_EVERY).await;
     }

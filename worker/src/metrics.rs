@@ -21,6 +21,8 @@ pub struct WorkerMetrics {
     pub shard_failovers: IntCounter,
     pub jobs_pruned: IntCounter,
     pub worker_records_pruned: IntCounter,
+    pub stranded_recovered: IntCounter,
+    pub dead_redriven: IntCounter,
     pub pool_restarts: IntCounter,
 }
 
@@ -121,6 +123,14 @@ impl WorkerMetrics {
             worker_records_pruned: counter(
                 "curtain_queue_worker_records_pruned_total",
                 "Metadata of dead workers deleted from Redis (apalis-redis leaves it behind).",
+            ),
+            stranded_recovered: counter(
+                "curtain_queue_stranded_jobs_recovered_total",
+                "Jobs found nowhere (or held by an unregistered worker) and put back on the queue.",
+            ),
+            dead_redriven: counter(
+                "curtain_queue_dead_jobs_redriven_total",
+                "Click jobs that failed 25 times (apalis-redis buries them) scheduled again.",
             ),
             pool_restarts: counter(
                 "curtain_worker_pool_restarts_total",

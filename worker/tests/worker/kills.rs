@@ -181,3 +181,140 @@ async fn a_worker_sigkilled_at_random_moments_under_load_loses_and_doubles_no_cl
     worker.kill().unwrap();
     worker.wait().unwrap();
 }
+
+/// The value of a metric with one series on a `/metrics` page (0 when absent).
+async fn metric(url: &str, name: &str) -> f64 {
+    let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let value = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.split_once("} ")?.1,
+                None => rest.strip_prefix(' ')?,
+            };
+            value.trim().parse().ok()
+        })
+        .unwrap_or(0.0)
+}
+
+/// The job states a lost job could be left in, each set up by hand on one pushed job: the
+/// worker must find it and ingest its clicks, and count what it recovered.
+enum Stranded {
+    /// Held by a worker that is no longer in `<q>:workers` (apalis-redis never looks there).
+    UnregisteredWorker,
+    /// In no list or set at all, only its data stored.
+    Nowhere,
+    /// Buried by apalis-redis after 25 failed attempts.
+    Dead,
+}
+
+async fn a_stranded_job_is_run(how: Stranded, metric_name: &str) {
+    let db = TestDb::new().await;
+    let ns = Namespace::new();
+    let redis = RedisServer::start();
+    let conn = db.connect().await;
+    let links = seed_links(&conn, 1).await;
+    let (id, code) = &links[0];
+    let queue = jobs::ClickQueue::connect(&redis.url(), Some(&ns.queue))
+        .await
+        .unwrap();
+    let batch = jobs::ClickBatch::new(vec![click(*id, code, "a"), click(*id, code, "b")]);
+    queue.push(&batch).await.unwrap();
+    let mut r = queue.connection();
+    let job: String = redis::cmd("LPOP")
+        .arg(format!("{}:active", ns.queue))
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    let ghost = format!("{}:inflight:record_clicks-gone-1-deadbeef-0", ns.queue);
+    match how {
+        Stranded::UnregisteredWorker => {
+            let () = redis::cmd("SADD")
+                .arg(&ghost)
+                .arg(&job)
+                .query_async(&mut r)
+                .await
+                .unwrap();
+        }
+        Stranded::Nowhere => {}
+        Stranded::Dead => {
+            let () = redis::cmd("SADD")
+                .arg(format!("{}:dead", ns.queue))
+                .arg(&job)
+                .query_async(&mut r)
+                .await
+                .unwrap();
+            let () = redis::cmd("HSET")
+                .arg(format!("{}:meta:{job}", ns.queue))
+                .arg("attempts")
+                .arg(25)
+                .arg("status")
+                .arg("Failed")
+                .query_async(&mut r)
+                .await
+                .unwrap();
+        }
+    }
+    let config = worker_config(&db, &redis.url(), &[redis.addr()], &ns);
+    let metrics_url = format!("http://{}/metrics", config.listen);
+    let (_stop, _worker) = spawn_worker(config);
+    eventually(
+        Duration::from_secs(30),
+        "the stranded job's clicks ingested",
+        || async { count(&conn, REDIRECT_EVENTS).await == 2 },
+    )
+    .await;
+    assert_eq!(
+        metric(&metrics_url, metric_name).await,
+        1.0,
+        "{metric_name}"
+    );
+    let held: u64 = redis::cmd("EXISTS")
+        .arg(&ghost)
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(held, 0, "the unregistered worker's in-flight set is gone");
+    eventually(
+        Duration::from_secs(10),
+        "the job is finished and pruned",
+        || async { queue.depth().await.unwrap() == jobs::queue::QueueDepth::default() },
+    )
+    .await;
+    assert_eq!(count(&conn, REDIRECT_EVENTS).await, 2, "ingested once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn a_job_held_by_a_worker_no_longer_registered_is_run() {
+    a_stranded_job_is_run(
+        Stranded::UnregisteredWorker,
+        "curtain_queue_stranded_jobs_recovered_total",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn a_job_found_in_no_list_or_set_is_run() {
+    a_stranded_job_is_run(
+        Stranded::Nowhere,
+        "curtain_queue_stranded_jobs_recovered_total",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn a_click_job_buried_after_25_attempts_is_run_again() {
+    a_stranded_job_is_run(Stranded::Dead, "curtain_queue_dead_jobs_redriven_total").await;
+}
