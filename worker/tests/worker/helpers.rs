@@ -153,6 +153,23 @@ impl RedisServer {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open and nothing answers, the way a
+    /// hung or blackholed host looks; its data stays.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused server (SIGCONT), its data intact.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill").args([sig, &pid]).status().unwrap();
+        assert!(status.success(), "kill {sig} {pid}");
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
