@@ -277,38 +277,61 @@ impl ShardedCounters {
             .unwrap_or_else(std::sync::PoisonError::into_inner));
     }
 
-    /// A connection to shard `i`, or `None` while it is failing.
+    /// A connection to shard `i`, or `None` while it is failing. A shard that was failing is
+    /// first probed with a `PING` (harmless if it goes unanswered), so a write is only sent to
+    /// a shard that answers again.
     async fn conn(&self, i: usize) -> Option<ConnectionManager> {
         let shard = &self.shards[i];
-        if let Some(until) = *shard
-            .down_until
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            && Instant::now() < until
-        {
-            return None;
-        }
+        let was_down = {
+            let down = shard
+                .down_until
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match *down {
+                Some(until) if Instant::now() < until => return None,
+                Some(_) => true,
+                None => false,
+            }
+        };
         let mut guard = shard.conn.lock().await;
-        if let Some(conn) = guard.as_ref() {
-            return Some(conn.clone());
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(SHARD_TIMEOUT))
-            .set_response_timeout(Some(SHARD_TIMEOUT))
-            .set_number_of_retries(0);
-        if let Ok(Ok(conn)) = tokio::time::timeout(
-            SHARD_TIMEOUT * 2,
-            shard.client.get_connection_manager_with_config(config),
-        )
-        .await
-        {
-            *guard = Some(conn.clone());
-            Some(conn)
+        let conn = if let Some(conn) = guard.as_ref() {
+            conn.clone()
         } else {
-            drop(guard);
-            self.mark_down(i);
-            None
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(SHARD_TIMEOUT))
+                .set_response_timeout(Some(SHARD_TIMEOUT))
+                .set_number_of_retries(0);
+            if let Ok(Ok(conn)) = tokio::time::timeout(
+                SHARD_TIMEOUT * 2,
+                shard.client.get_connection_manager_with_config(config),
+            )
+            .await
+            {
+                *guard = Some(conn.clone());
+                conn
+            } else {
+                drop(guard);
+                self.mark_down(i);
+                return None;
+            }
+        };
+        drop(guard);
+        if was_down {
+            let mut probe = conn.clone();
+            if redis::cmd("PING")
+                .query_async::<String>(&mut probe)
+                .await
+                .is_err()
+            {
+                self.mark_down(i);
+                return None;
+            }
+            *shard
+                .down_until
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         }
+        Some(conn)
     }
 
     fn mark_down(&self, i: usize) {
@@ -368,6 +391,10 @@ impl ShardedCounters {
                     .arg(visitors.len())
                     .arg(visitors);
             }
+            // Fail over only past shards the script was never sent to. A shard that took the
+            // script and then failed to answer (a timeout, a dropped connection) may still run
+            // it: counting it elsewhere too would count it twice, so the batch is retried and
+            // the retry asks every shard for the marker first.
             let mut applied = false;
             for (attempt, shard) in self
                 .ring
@@ -393,8 +420,9 @@ impl ShardedCounters {
                         break;
                     }
                     Err(e) => {
-                        tracing::warn!(shard, error = %e, "counter update failed");
+                        tracing::warn!(shard, error = %e, "counter update failed; the batch will be retried");
                         self.mark_down(shard);
+                        return Err(CounterError::Redis(shard, e));
                     }
                 }
             }

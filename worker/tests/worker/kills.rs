@@ -182,21 +182,6 @@ async fn a_worker_sigkilled_at_random_moments_under_load_loses_and_doubles_no_cl
     worker.wait().unwrap();
 }
 
-/// The value of a metric with one series on a `/metrics` page (0 when absent).
-async fn metric(url: &str, name: &str) -> f64 {
-    let text = reqwest::get(url).await.unwrap().text().await.unwrap();
-    text.lines()
-        .find_map(|l| {
-            let rest = l.strip_prefix(name)?;
-            let value = match rest.strip_prefix('{') {
-                Some(labelled) => labelled.split_once("} ")?.1,
-                None => rest.strip_prefix(' ')?,
-            };
-            value.trim().parse().ok()
-        })
-        .unwrap_or(0.0)
-}
-
 /// The job states a lost job could be left in, each set up by hand on one pushed job: the
 /// worker must find it and ingest its clicks, and count what it recovered.
 enum Stranded {
