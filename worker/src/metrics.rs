@@ -19,12 +19,7 @@ pub const QUEUE_STATES: [&str; 6] = ["ready", "due", "scheduled", "running", "de
 #[derive(Clone)]
 pub struct WorkerMetrics {
     registry: Registry,
-    processed: IntCounterVec,
-    failed: IntCounterVec,
-    retried: IntCounterVec,
-    duration: HistogramVec,
-    pruned: IntCounterVec,
-    worker_records_pruned: IntCounterVec,
+    per_queue: QueueFamilies,
     /// The series of the click queue, resolved once.
     pub clicks: QueueSeries,
     pub clicks_ingested: IntCounter,
@@ -56,6 +51,74 @@ pub struct QueueSeries {
     pub worker_records_pruned: IntCounter,
 }
 
+/// The `{queue}` families behind [`QueueSeries`].
+#[derive(Clone)]
+struct QueueFamilies {
+    processed: IntCounterVec,
+    failed: IntCounterVec,
+    retried: IntCounterVec,
+    duration: HistogramVec,
+    pruned: IntCounterVec,
+    worker_records_pruned: IntCounterVec,
+}
+
+impl QueueFamilies {
+    fn register(registry: &Registry, buckets: &[f64]) -> Self {
+        let counters = |name: &str, help: &str| {
+            reg(
+                registry,
+                IntCounterVec::new(Opts::new(name, help), &["queue"])
+                    .unwrap_or_else(|e| panic!("{e}")),
+            )
+        };
+        Self {
+            processed: counters(
+                "curtain_queue_jobs_processed_total",
+                "Job executions that succeeded.",
+            ),
+            failed: counters(
+                "curtain_queue_jobs_failed_total",
+                "Job executions that returned an error.",
+            ),
+            retried: counters(
+                "curtain_queue_jobs_retried_total",
+                "Failed job executions the queue schedules again (the others go to the dead set).",
+            ),
+            duration: reg(
+                registry,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "curtain_queue_job_duration_seconds",
+                        "Duration of one job execution, successful or not.",
+                    )
+                    .buckets(buckets.to_vec()),
+                    &["queue"],
+                )
+                .unwrap_or_else(|e| panic!("{e}")),
+            ),
+            pruned: counters(
+                "curtain_queue_jobs_pruned_total",
+                "Finished jobs deleted from Redis.",
+            ),
+            worker_records_pruned: counters(
+                "curtain_queue_worker_records_pruned_total",
+                "Metadata of dead workers deleted from Redis (apalis-redis leaves it behind).",
+            ),
+        }
+    }
+
+    fn series(&self, queue: &str) -> QueueSeries {
+        QueueSeries {
+            processed: self.processed.with_label_values(&[queue]),
+            failed: self.failed.with_label_values(&[queue]),
+            retried: self.retried.with_label_values(&[queue]),
+            duration: self.duration.with_label_values(&[queue]),
+            pruned: self.pruned.with_label_values(&[queue]),
+            worker_records_pruned: self.worker_records_pruned.with_label_values(&[queue]),
+        }
+    }
+}
+
 fn reg<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
     registry
         .register(Box::new(metric.clone()))
@@ -75,13 +138,6 @@ impl WorkerMetrics {
                 IntCounter::new(name, help).unwrap_or_else(|e| panic!("{e}")),
             )
         };
-        let per_queue = |name: &str, help: &str| {
-            reg(
-                &registry,
-                IntCounterVec::new(Opts::new(name, help), &["queue"])
-                    .unwrap_or_else(|e| panic!("{e}")),
-            )
-        };
         let gauges = |name: &str, help: &str, labels: &[&str]| {
             reg(
                 &registry,
@@ -97,54 +153,11 @@ impl WorkerMetrics {
         let seconds = vec![
             0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
         ];
-        let processed = per_queue(
-            "curtain_queue_jobs_processed_total",
-            "Job executions that succeeded.",
-        );
-        let failed = per_queue(
-            "curtain_queue_jobs_failed_total",
-            "Job executions that returned an error.",
-        );
-        let retried = per_queue(
-            "curtain_queue_jobs_retried_total",
-            "Failed job executions the queue schedules again (the others go to the dead set).",
-        );
-        let duration = reg(
-            &registry,
-            HistogramVec::new(
-                HistogramOpts::new(
-                    "curtain_queue_job_duration_seconds",
-                    "Duration of one job execution, successful or not.",
-                )
-                .buckets(seconds.clone()),
-                &["queue"],
-            )
-            .unwrap_or_else(|e| panic!("{e}")),
-        );
-        let pruned = per_queue(
-            "curtain_queue_jobs_pruned_total",
-            "Finished jobs deleted from Redis.",
-        );
-        let worker_records_pruned = per_queue(
-            "curtain_queue_worker_records_pruned_total",
-            "Metadata of dead workers deleted from Redis (apalis-redis leaves it behind).",
-        );
-        let clicks = QueueSeries {
-            processed: processed.with_label_values(&[click_queue]),
-            failed: failed.with_label_values(&[click_queue]),
-            retried: retried.with_label_values(&[click_queue]),
-            duration: duration.with_label_values(&[click_queue]),
-            pruned: pruned.with_label_values(&[click_queue]),
-            worker_records_pruned: worker_records_pruned.with_label_values(&[click_queue]),
-        };
+        let per_queue = QueueFamilies::register(&registry, &seconds);
+        let clicks = per_queue.series(click_queue);
         let metrics = Self {
             clicks,
-            processed,
-            failed,
-            retried,
-            duration,
-            pruned,
-            worker_records_pruned,
+            per_queue,
             clicks_ingested: counter(
                 "curtain_worker_clicks_ingested_total",
                 "Clicks inserted as redirect events.",
@@ -208,14 +221,7 @@ impl WorkerMetrics {
         }
         let _ = self.queue_oldest_age_seconds.with_label_values(&[queue]);
         let _ = self.workers_alive.with_label_values(&[queue]);
-        QueueSeries {
-            processed: self.processed.with_label_values(&[queue]),
-            failed: self.failed.with_label_values(&[queue]),
-            retried: self.retried.with_label_values(&[queue]),
-            duration: self.duration.with_label_values(&[queue]),
-            pruned: self.pruned.with_label_values(&[queue]),
-            worker_records_pruned: self.worker_records_pruned.with_label_values(&[queue]),
-        }
+        self.per_queue.series(queue)
     }
 
     /// The text exposition of every metric.

@@ -9,8 +9,8 @@ use crate::helpers::{
     worker_config,
 };
 
-/// The value of the sample `name{queue="<queue>"}` in an exposition, if present.
-fn sample(text: &str, name: &str, queue: &str) -> Option<f64> {
+/// The value of the integer sample `name{queue="<queue>"}` in an exposition, if present.
+fn sample(text: &str, name: &str, queue: &str) -> Option<u64> {
     let prefix = format!("{name}{{queue=\"{queue}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))
@@ -57,7 +57,7 @@ async fn a_batch_that_fails_is_counted_failed_and_retried_then_processed_once_he
 
     let name = ns.queue.as_str();
     eventually(Duration::from_secs(20), "a failed execution", || async {
-        sample(&scrape(&url).await, "curtain_queue_jobs_failed_total", name).unwrap_or(0.0) >= 1.0
+        sample(&scrape(&url).await, "curtain_queue_jobs_failed_total", name).unwrap_or(0) >= 1
     })
     .await;
     let text = scrape(&url).await;
@@ -69,7 +69,7 @@ async fn a_batch_that_fails_is_counted_failed_and_retried_then_processed_once_he
     );
     assert_eq!(
         sample(&text, "curtain_queue_jobs_processed_total", name),
-        Some(0.0)
+        Some(0)
     );
 
     sea_orm::ConnectionTrait::execute_unprepared(&conn, "ALTER TABLE events_away RENAME TO events")
@@ -83,20 +83,20 @@ async fn a_batch_that_fails_is_counted_failed_and_retried_then_processed_once_he
                 &scrape(&url).await,
                 "curtain_queue_jobs_processed_total",
                 name,
-            ) == Some(1.0)
+            ) == Some(1)
         },
     )
     .await;
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM events").await, 3);
     let text = scrape(&url).await;
     let failed = sample(&text, "curtain_queue_jobs_failed_total", name).unwrap();
-    assert!(failed >= 1.0);
+    assert!(failed >= 1);
     assert_eq!(
         sample(&text, "curtain_queue_jobs_retried_total", name),
         Some(failed)
     );
     let executions = sample(&text, "curtain_queue_job_duration_seconds_count", name).unwrap();
-    assert_eq!(executions, failed + 1.0, "every execution is timed");
+    assert_eq!(executions, failed + 1, "every execution is timed");
     assert!(
         text.lines()
             .any(|l| l == "curtain_worker_clicks_ingested_total 3"),
@@ -109,7 +109,7 @@ async fn a_batch_that_fails_is_counted_failed_and_retried_then_processed_once_he
             let text = scrape(&url).await;
             text.contains(&format!(
                 "curtain_queue_jobs{{queue=\"{name}\",state=\"dead\"}} 0"
-            )) && sample(&text, "curtain_queue_workers_alive", name) == Some(4.0)
+            )) && sample(&text, "curtain_queue_workers_alive", name) == Some(4)
         },
     )
     .await;
@@ -133,7 +133,7 @@ async fn every_queue_series_names_its_queue_and_none_carries_instance_or_job() {
             &scrape(&url).await,
             "curtain_queue_workers_alive",
             &ns.queue,
-        ) == Some(4.0)
+        ) == Some(4)
     })
     .await;
     let text = scrape(&url).await;
