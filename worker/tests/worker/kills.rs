@@ -6,6 +6,7 @@
 //! `CURTAIN_TEST_KILLS` sets how many kills (default 10, about a minute); the loop that found
 //! the defect ran it with hundreds.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -75,7 +76,7 @@ async fn queue_report(redis: &str, queue: &str) -> String {
             .query_async(&mut conn)
             .await
             .unwrap_or(0);
-        out.push_str(&format!("{what}={n} "));
+        let _ = write!(out, "{what}={n} ");
     }
     let workers: Vec<(String, f64)> = redis::cmd("ZRANGE")
         .arg(format!("{queue}:workers"))
@@ -85,7 +86,7 @@ async fn queue_report(redis: &str, queue: &str) -> String {
         .query_async(&mut conn)
         .await
         .unwrap_or_default();
-    out.push_str(&format!("\nworkers: {workers:?}"));
+    let _ = write!(out, "\nworkers: {workers:?}");
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{queue}:inflight:*"))
         .query_async(&mut conn)
@@ -97,7 +98,7 @@ async fn queue_report(redis: &str, queue: &str) -> String {
             .query_async(&mut conn)
             .await
             .unwrap_or_default();
-        out.push_str(&format!("\n{key}: {ids:?}"));
+        let _ = write!(out, "\n{key}: {ids:?}");
     }
     out
 }
@@ -154,13 +155,12 @@ async fn a_worker_sigkilled_at_random_moments_under_load_loses_and_doubles_no_cl
     })
     .await;
     let events = count(&conn, REDIRECT_EVENTS).await;
-    if drained.is_err() {
-        panic!(
-            "{} of {expected} clicks missing after 90 s; queue: {}",
-            expected - events,
-            queue_report(&queue.url(), &ns.queue).await
-        );
-    }
+    assert!(
+        drained.is_ok(),
+        "{} of {expected} clicks missing after 90 s; queue: {}",
+        expected - events,
+        queue_report(&queue.url(), &ns.queue).await
+    );
     assert_eq!(events, expected, "no click counted twice in events");
     let realtime_url = format!("{}/urls/{id}/analytics/realtime", api.address);
     eventually(
