@@ -58,14 +58,22 @@ impl QueueDepth {
     }
 }
 
+/// Worker heartbeat of [`queue_config`]; a worker silent for `MISSED_HEARTBEATS` of them is dead.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+const MISSED_HEARTBEATS: usize = 3;
+
+/// Executions of a job before apalis-redis moves it to the dead set (hard-coded there: its
+/// `max_attempts` is ignored). An execution that fails with a lower attempt number is retried.
+pub const MAX_ATTEMPTS: usize = 25;
+
 /// The apalis-redis configuration shared by producers and consumers of a queue.
 #[must_use]
 pub fn queue_config(queue: &str) -> apalis_redis::Config {
     apalis_redis::Config::default()
         .queue(queue)
         // Orphans of a killed worker come back after 1 s x 3 missed beats, not 300 s.
-        .heartbeat_interval(Duration::from_secs(1))
-        .missed_heartbeats(3)
+        .heartbeat_interval(HEARTBEAT)
+        .missed_heartbeats(MISSED_HEARTBEATS)
         // One job per fetch: apalis' worker state machine sends heartbeats and acks only
         // between fetches, so a worker holding several fetched jobs goes silent until it has
         // run them all (long enough, under load, to be taken for dead), and a kill makes every
@@ -346,6 +354,20 @@ impl ClickQueue {
             done,
             oldest_age_seconds,
         })
+    }
+
+    /// Workers (of every process) whose last heartbeat is within `heartbeat_interval x
+    /// missed_heartbeats`: the ones apalis-redis does not yet treat as dead.
+    pub async fn workers_alive(&self) -> Result<u64, QueueError> {
+        let mut conn = self.conn.clone();
+        let grace = HEARTBEAT.as_secs() * MISSED_HEARTBEATS as u64;
+        let alive: u64 = redis::cmd("ZCOUNT")
+            .arg(self.config.workers_set())
+            .arg(now_secs().saturating_sub(grace))
+            .arg("+inf")
+            .query_async(&mut conn)
+            .await?;
+        Ok(alive)
     }
 }
 

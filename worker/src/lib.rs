@@ -91,7 +91,7 @@ pub async fn run(
         db,
         counters,
         cache,
-        metrics: WorkerMetrics::new(&instance),
+        metrics: WorkerMetrics::new(&config.common.click_queue),
     });
     tokio::spawn(maintenance::run(state.clone(), queue.clone()));
 

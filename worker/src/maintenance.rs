@@ -36,13 +36,13 @@ pub async fn run(state: Arc<WorkerState>, queue: Arc<ClickQueue>) {
             match queue.prune_dead_worker_records(worker_records_cursor).await {
                 Ok((next, removed)) => {
                     worker_records_cursor = next;
-                    state.metrics.worker_records_pruned.inc_by(removed);
+                    state.metrics.clicks.worker_records_pruned.inc_by(removed);
                 }
                 Err(e) => tracing::warn!(error = %e, "pruning dead worker records failed"),
             }
             match queue.redrive_dead(PRUNE_CHUNK).await {
                 Ok(n) if n > 0 => {
-                    state.metrics.dead_redriven.inc_by(n);
+                    state.metrics.clicks.dead_redriven.inc_by(n);
                     tracing::error!(jobs = n, "click jobs failed 25 times; scheduled again");
                 }
                 Ok(_) => {}
@@ -64,7 +64,7 @@ pub async fn run(state: Arc<WorkerState>, queue: Arc<ClickQueue>) {
             last_sweep = tokio::time::Instant::now();
             match queue.recover_stranded().await {
                 Ok(n) if n > 0 => {
-                    state.metrics.stranded_recovered.inc_by(n);
+                    state.metrics.clicks.stranded_recovered.inc_by(n);
                     tracing::warn!(jobs = n, "stranded jobs put back on the queue");
                 }
                 Ok(_) => {}
@@ -79,7 +79,7 @@ async fn prune(state: &WorkerState, queue: &ClickQueue) {
     loop {
         match queue.prune_finished(PRUNE_CHUNK).await {
             Ok(n) => {
-                state.metrics.jobs_pruned.inc_by(n);
+                state.metrics.clicks.pruned.inc_by(n);
                 if n < PRUNE_CHUNK as u64 {
                     return;
                 }
@@ -98,7 +98,7 @@ async fn export_depth(state: &WorkerState, queue: &ClickQueue) {
         Ok(d) => {
             for (label, value) in [
                 ("due", d.due),
-                ("future", d.future),
+                ("scheduled", d.future),
                 ("ready", d.ready),
                 ("running", d.running),
                 ("dead", d.dead),
@@ -117,5 +117,13 @@ async fn export_depth(state: &WorkerState, queue: &ClickQueue) {
                 .set(d.oldest_age_seconds as i64);
         }
         Err(e) => tracing::warn!(error = %e, "reading queue depth failed"),
+    }
+    match queue.workers_alive().await {
+        Ok(n) => state
+            .metrics
+            .workers_alive
+            .with_label_values(&[name])
+            .set(n as i64),
+        Err(e) => tracing::warn!(error = %e, "reading live workers failed"),
     }
 }

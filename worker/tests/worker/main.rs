@@ -9,4 +9,5 @@ mod helpers;
 mod defects;
 mod faults;
 mod kills;
+mod metrics;
 mod pipeline;
