@@ -103,7 +103,22 @@ impl AppState {
         });
         let instance = config.common.instance_name();
         let metrics = Metrics::new(&instance);
-        let counters = Arc::new(counters_for(config)?);
+        let counters = match counters_for(config)? {
+            // In-process counters start from the events, so a restart keeps the figures.
+            Counters::Memory(_) => {
+                let (counters, report) =
+                    storage::rebuild::memory_counters_from_events(&db)
+                        .await
+                        .context("rebuilding the in-process counters from events")?;
+                tracing::info!(
+                    clicks = report.clicks,
+                    codes = report.codes,
+                    "in-process counters rebuilt from events"
+                );
+                Arc::new(counters)
+            }
+            sharded => Arc::new(sharded),
+        };
         let sink = match &config.redis_url {
             Some(url) => {
                 let queue = Arc::new(

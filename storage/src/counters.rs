@@ -180,6 +180,20 @@ impl MemoryCounters {
         }
     }
 
+    /// Counts one click of `code` (a rebuild from events); true if `code` was new.
+    pub(crate) fn add(&self, code: &str, at: NaiveDateTime, visitor: &str) -> bool {
+        let mut guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let new = !guard.0.contains_key(code);
+        let c = guard.0.entry(code.to_owned()).or_default();
+        c.total += 1;
+        *c.hours.entry(hour_of(at)).or_default() += 1;
+        c.visitors.insert(visitor.to_owned());
+        new
+    }
+
     fn read(&self, code: &str, now: NaiveDateTime) -> Realtime {
         let guard = self
             .inner

@@ -6,4 +6,5 @@ pub mod cache;
 pub mod config;
 pub mod counters;
 pub mod ingest;
+pub mod rebuild;
 pub mod ring;

@@ -137,3 +137,44 @@ backend_test! {
         assert_eq!((status, body["total_events"].as_i64()), (200, Some(2)));
     }
 }
+
+/// The embedded default keeps its real-time counters in process: a restart rebuilds them from
+/// the events, so totals, hourly buckets and unique visitors read the same afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_counters_read_the_same_after_a_restart() {
+    let app = crate::helpers::TestApp::spawn_with(crate::helpers::Backend::Sqlite, |c| {
+        c.trusted_proxy = Some("127.0.0.1".parse().unwrap());
+    })
+    .await;
+    let url = app.create_url("https://example.com/restart").await;
+    let code = url["short_code"].as_str().unwrap().to_owned();
+    for visitor in [
+        "198.51.100.1",
+        "198.51.100.2",
+        "198.51.100.2",
+        "198.51.100.3",
+    ] {
+        let resp = app
+            .client
+            .get(app.url(&format!("/r/{code}")))
+            .header("x-forwarded-for", visitor)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 302);
+    }
+    app.run_pending_jobs().await;
+    let path = format!("/urls/{}/analytics/realtime", url["id"]);
+    let before: Value = app.get(&path).await.json().await.unwrap();
+    assert_eq!(
+        (&before["total_clicks"], &before["unique_visitors"]),
+        (&json!(4), &json!(3)),
+        "{before}"
+    );
+    // A new process's state over the same database file.
+    let restarted = app.spawn_sibling().await;
+    let after: Value = restarted.get(&path).await.json().await.unwrap();
+    assert_eq!(after["total_clicks"], before["total_clicks"]);
+    assert_eq!(after["unique_visitors"], before["unique_visitors"]);
+    assert_eq!(after["hourly"], before["hourly"], "same hourly buckets");
+}
