@@ -117,7 +117,7 @@ impl AppState {
                 );
                 Arc::new(counters)
             }
-            sharded => Arc::new(sharded),
+            sharded @ Counters::Sharded(_) => Arc::new(sharded),
         };
         let sink = match &config.redis_url {
             Some(url) => {
