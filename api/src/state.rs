@@ -14,7 +14,7 @@ use storage::counters::Counters;
 
 use crate::clicks::{ClickRecorder, Sink};
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, QueueGauges};
 use crate::short_code::CodeGenerator;
 use crate::spool::Spool;
 
@@ -88,6 +88,24 @@ pub fn counters_for(config: &Config) -> anyhow::Result<Counters> {
     }
 }
 
+/// How often the api reads the click queue's depth into its metrics.
+const DEPTH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Reads the click queue's depth and ages into the api's gauges for as long as the process
+/// lives, so a backlog shows in every api's `/metrics` even when no worker runs.
+fn spawn_depth_reader(queue: Arc<ClickQueue>, gauges: QueueGauges, name: String) {
+    tokio::spawn(async move {
+        loop {
+            match tokio::time::timeout(DEPTH_EVERY, queue.depth()).await {
+                Ok(Ok(depth)) => gauges.set(&name, &depth),
+                Ok(Err(e)) => tracing::debug!(error = %e, "reading queue depth failed"),
+                Err(_) => tracing::debug!("reading queue depth timed out"),
+            }
+            tokio::time::sleep(DEPTH_EVERY).await;
+        }
+    });
+}
+
 impl AppState {
     pub async fn build(config: &Config) -> anyhow::Result<Arc<Self>> {
         let db = connect_db(
@@ -114,6 +132,11 @@ impl AppState {
                 let spool =
                     Arc::new(Spool::open(&config.click_spool_dir).context("CLICK_SPOOL_DIR")?);
                 spool.spawn_drainer(queue.clone());
+                spawn_depth_reader(
+                    queue.clone(),
+                    metrics.queue.clone(),
+                    config.common.click_queue.clone(),
+                );
                 Sink::Queue { queue, spool }
             }
             None => Sink::Embedded {

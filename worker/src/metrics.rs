@@ -17,6 +17,7 @@ pub struct WorkerMetrics {
     pub ingest_lag_seconds: Histogram,
     pub queue_jobs: IntGaugeVec,
     pub queue_oldest_age_seconds: IntGaugeVec,
+    pub queue_oldest_ready_age_seconds: IntGaugeVec,
     pub shard_failures: IntCounter,
     pub shard_failovers: IntCounter,
     pub jobs_pruned: IntCounter,
@@ -104,6 +105,11 @@ impl WorkerMetrics {
             queue_oldest_age_seconds: gauges(
                 "curtain_queue_oldest_job_age_seconds",
                 "Age of the oldest due job not yet picked up.",
+                &["queue"],
+            ),
+            queue_oldest_ready_age_seconds: gauges(
+                "curtain_queue_oldest_ready_age_seconds",
+                "Age of the oldest job ready for a worker (where producers push) not yet picked up.",
                 &["queue"],
             ),
             shard_failures: counter(
