@@ -115,12 +115,17 @@ async fn redirects_for(url: &str, conns: usize, run: Duration) -> (u64, Duration
     let stop_at = Instant::now() + run;
     let mut loops = Vec::new();
     for _ in 0..conns {
-        let (client, url, ok, slowest) = (client.clone(), url.to_owned(), ok.clone(), slowest.clone());
+        let (client, url, ok, slowest) =
+            (client.clone(), url.to_owned(), ok.clone(), slowest.clone());
         loops.push(tokio::spawn(async move {
             while Instant::now() < stop_at {
                 let started = Instant::now();
                 let status = client.get(&url).send().await.map(|r| r.status().as_u16());
-                assert_eq!(status.ok(), Some(302), "a redirect answered 302 within 10 s");
+                assert_eq!(
+                    status.ok(),
+                    Some(302),
+                    "a redirect answered 302 within 10 s"
+                );
                 slowest.fetch_max(started.elapsed().as_millis() as u64, Ordering::SeqCst);
                 ok.fetch_add(1, Ordering::SeqCst);
             }
@@ -161,7 +166,10 @@ async fn a_blackholed_queue_answers_each_redirect_only_after_its_click_is_spoole
     let url = format!("{}/r/{code}", api.address);
     let warm = client.get(&url).send().await.unwrap().status();
     assert_eq!(warm, 302);
-    assert_eq!(metric(&client, &api, "curtain_clicks_enqueued_total").await, 1);
+    assert_eq!(
+        metric(&client, &api, "curtain_clicks_enqueued_total").await,
+        1
+    );
 
     proxy.blackhole();
     let (ok, slowest) = redirects_for(&url, 8, Duration::from_secs(6)).await;
@@ -173,7 +181,10 @@ async fn a_blackholed_queue_answers_each_redirect_only_after_its_click_is_spoole
         "every 302 answered during the blackhole was spooled before it was sent"
     );
     assert_eq!(spooled_clicks(spool.path()), ok as usize);
-    assert_eq!(metric(&client, &api, "curtain_clicks_enqueued_total").await, 1);
+    assert_eq!(
+        metric(&client, &api, "curtain_clicks_enqueued_total").await,
+        1
+    );
     assert!(
         slowest < Duration::from_secs(4),
         "the push to a silent queue is bounded: slowest redirect took {slowest:?}"
@@ -189,7 +200,12 @@ async fn a_blackholed_queue_answers_each_redirect_only_after_its_click_is_spoole
     ));
     let conn = db.connect().await;
     eventually(Duration::from_secs(60), "every click ingested", || async {
-        count(&conn, "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'").await >= ok as i64 + 1
+        count(
+            &conn,
+            "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'",
+        )
+        .await
+            >= ok as i64 + 1
     })
     .await;
     eventually(Duration::from_secs(10), "the spool is empty", || async {
@@ -197,7 +213,11 @@ async fn a_blackholed_queue_answers_each_redirect_only_after_its_click_is_spoole
     })
     .await;
     assert_eq!(
-        count(&conn, "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'").await,
+        count(
+            &conn,
+            "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'"
+        )
+        .await,
         ok as i64 + 1,
         "no click counted twice"
     );
