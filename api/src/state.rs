@@ -29,7 +29,11 @@ pub struct AppState {
     pub instance: String,
     pub public_base_url: Option<String>,
     pub debug_routes: bool,
+    /// Key of the visitor hash: from `VISITOR_HASH_SALT` or the database, the same in every
+    /// process of the deployment.
     pub visitor_salt: String,
+    /// Stable id of the deployment, from the database (shared by all its processes).
+    pub deployment_id: String,
     pub trusted_proxy: Option<std::net::IpAddr>,
 }
 
@@ -119,6 +123,15 @@ impl AppState {
                 .with_redirect_tier(),
             None => Cache::memory(config.cache_ttl),
         });
+        let settings = storage::settings::load(
+            &db,
+            storage::settings::Overrides {
+                visitor_hash_salt: config.visitor_hash_salt.clone(),
+                short_code_secret: config.short_code_secret.clone(),
+            },
+        )
+        .await
+        .context("loading deployment_settings")?;
         let instance = config.common.instance_name();
         let metrics = Metrics::new(&instance);
         let counters = Arc::new(counters_for(config)?);
@@ -146,25 +159,22 @@ impl AppState {
             },
         };
         let clicks = ClickRecorder::start(sink, config.click_durability, metrics.clicks.clone());
-        let visitor_salt = config
-            .visitor_hash_salt
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         Ok(Arc::new(Self {
             db,
             cache,
             clicks,
             counters,
-            codes: CodeGenerator::new(&config.short_code_secret),
+            codes: CodeGenerator::new(&settings.short_code_secret),
             metrics,
-            templates: crate::routes::ui::templates()?,
+            templates: crate::html::templates()?,
             instance,
             public_base_url: config
                 .public_base_url
                 .clone()
                 .map(|u| u.trim_end_matches('/').to_owned()),
             debug_routes: config.enable_incident_debug_routes,
-            visitor_salt,
+            visitor_salt: settings.visitor_hash_salt,
+            deployment_id: settings.deployment_id,
             trusted_proxy: config.trusted_proxy,
         }))
     }
