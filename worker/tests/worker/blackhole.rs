@@ -173,18 +173,21 @@ async fn a_blackholed_queue_answers_each_redirect_only_after_its_click_is_spoole
 
     proxy.blackhole();
     let (ok, slowest) = redirects_for(&url, 8, Duration::from_secs(6)).await;
-    assert!(ok > 0);
-    // Read at once: every click answered is already durable, none is still on its way.
+    // Read at once: every click answered is already durable, none is still on its way. (A
+    // push already on the wire when the proxy went silent may still have been answered.)
+    let spooled = metric(&client, &api, "curtain_clicks_spooled_total").await;
+    let enqueued = metric(&client, &api, "curtain_clicks_enqueued_total").await - 1;
+    eprintln!(
+        "blackhole: {ok} redirects answered 302, {spooled} clicks spooled, {enqueued} enqueued \
+         as the proxy went silent, slowest redirect {slowest:?}"
+    );
+    assert!(spooled > 0 && enqueued < spooled);
     assert_eq!(
-        metric(&client, &api, "curtain_clicks_spooled_total").await,
+        spooled + enqueued,
         ok,
-        "every 302 answered during the blackhole was spooled before it was sent"
+        "every 302 answered during the blackhole was queued or spooled before it was sent"
     );
-    assert_eq!(spooled_clicks(spool.path()), ok as usize);
-    assert_eq!(
-        metric(&client, &api, "curtain_clicks_enqueued_total").await,
-        1
-    );
+    assert_eq!(spooled_clicks(spool.path()), spooled as usize);
     assert!(
         slowest < Duration::from_secs(4),
         "the push to a silent queue is bounded: slowest redirect took {slowest:?}"
@@ -199,13 +202,15 @@ async fn a_blackholed_queue_answers_each_redirect_only_after_its_click_is_spoole
         &ns,
     ));
     let conn = db.connect().await;
-    eventually(Duration::from_secs(60), "every click ingested", || async {
+    // The blackholed 302s plus the warming one.
+    let expected = ok as i64 + 1;
+    eventually(Duration::from_mins(1), "every click ingested", || async {
         count(
             &conn,
             "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'",
         )
         .await
-            >= ok as i64 + 1
+            >= expected
     })
     .await;
     eventually(Duration::from_secs(10), "the spool is empty", || async {
@@ -218,7 +223,7 @@ async fn a_blackholed_queue_answers_each_redirect_only_after_its_click_is_spoole
             "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'"
         )
         .await,
-        ok as i64 + 1,
+        expected,
         "no click counted twice"
     );
 }
