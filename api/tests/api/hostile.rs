@@ -144,11 +144,15 @@ backend_test! {
         // Unknown keys carrying NUL are ignored; a NUL in a filter matches nothing.
         let (status, _, _) = parts(app.post("/users", &json!({"username": "ok", "email": "ok@x.io", "x": "\u{0}"})).await).await;
         assert_eq!(status, 201);
-        for q in ["/events?event_type=%00", "/events?event_type=click%00", "/urls?user_id=%00", "/users?page=%00"] {
-            let (status, _, _) = parts(app.get(q).await).await;
-            assert!(status == 200 || status == 400, "{q}: {status}");
+        for (q, answer) in [
+            ("/events?event_type=%00", (200, json!([]))),
+            ("/events?event_type=click%00", (200, json!([]))),
+            ("/urls?user_id=%00", (400, json!({"error": "Query parameter 'user_id' must be an integer"}))),
+            ("/users?page=%00", (400, json!({"error": "Pagination parameters must be positive integers"}))),
+        ] {
+            let (status, _, body) = parts(app.get(q).await).await;
+            assert_eq!((status, body), answer, "{q}");
         }
-        assert_eq!(parts(app.get("/events?event_type=%00").await).await.2, json!([]));
         let form = "original_url=https%3A%2F%2Fexample.com%2Fui&title=a%00b";
         let resp = app.send_raw(Method::POST, "/shorten-ui", "application/x-www-form-urlencoded", form).await;
         assert_eq!(resp.status(), 400);
