@@ -28,11 +28,17 @@ async fn raw(
 fn names_field(path: &str, status: u16, body: &Value, field: &str) {
     if path.starts_with("/users") {
         assert_eq!(status, 422, "{path}: {body}");
-        assert!(body["errors"][field].is_string(), "{path}: {body} should name {field}");
+        assert!(
+            body["errors"][field].is_string(),
+            "{path}: {body} should name {field}"
+        );
     } else {
         assert_eq!(status, 400, "{path}: {body}");
         let message = body["error"].as_str().unwrap_or_default();
-        assert!(message.contains(&format!("'{field}'")), "{path}: {body} should name {field}");
+        assert!(
+            message.contains(&format!("'{field}'")),
+            "{path}: {body} should name {field}"
+        );
     }
 }
 
@@ -245,6 +251,13 @@ backend_test! {
             "http:// example.com/",
             "https://exa\u{3000}mple.com/",
             "https://exa\u{a0}mple.com/",
+            // Host and port as a browser reads them (the url crate).
+            "https://example.com:65536/",
+            "https://example.com:8o/",
+            "https://[::1/",
+            "https://[zz::1]/",
+            "https://exa<mple.com/",
+            "https://exa|mple.com/",
         ] {
             let (status, cache, body) = parts(app.post("/urls", &json!({"original_url": bad})).await).await;
             assert_eq!((status, cache, body), (400, None, json!({"error": "Field 'original_url' must be a valid http or https URL"})), "{bad:?}");
