@@ -6,8 +6,9 @@
 //!   task and enqueued on the apalis-redis click queue for `curtain-worker`. Batching is
 //!   group-commit: whatever arrived while the previous push was in flight goes in the next one,
 //!   so batches grow with load and add no fixed delay. With `CLICK_DURABILITY=ack` (default) a
-//!   redirect is answered only once its click is in Redis or, if the queue is unreachable, in
-//!   the durable spool ([`crate::spool`]), from which it is delivered later. With `fast` the
+//!   redirect is answered only once its click is in Redis or, if the queue is unreachable or
+//!   silent for [`crate::spool::PUSH_TIMEOUT`], in the durable spool ([`crate::spool`]), from
+//!   which it is delivered later: never before, however long that takes. With `fast` the
 //!   redirect does not wait; a crash loses at most the clicks of the batch being formed.
 //! - **embedded** (no `REDIS_URL`): the same batches are ingested in process with the same code
 //!   as the worker ([`storage::ingest::ingest`]).
@@ -24,15 +25,13 @@ use storage::cache::Cache;
 use storage::counters::Counters;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::spool::Spool;
+use crate::spool::{self, Spool};
 
 const CHANNEL_CAPACITY: usize = 100_000;
 /// Clicks per job at most.
 pub const BATCH_MAX: usize = 2_000;
 /// Scheduler yields before a batch is cut.
 const LINGER_YIELDS: usize = 4;
-/// How long a redirect waits for its click to be durable before answering anyway.
-const ACK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// When a redirect is answered relative to its click's durability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -91,24 +90,32 @@ impl ClickRecorder {
         }
     }
 
-    /// Records a click; with `ack` durability, returns once it is durable.
+    /// Records a click; with `ack` durability, returns once it is durable (in the queue or
+    /// the spool), and never before: the batcher bounds each push and spools what the queue
+    /// did not take, so the wait is bounded by the queue's timeout plus a file write.
     pub async fn record(&self, click: Click) {
-        let (done, wait) = match self.durability {
+        match self.durability {
             Durability::Ack => {
-                let (tx, rx) = oneshot::channel();
-                (Some(tx), Some(rx))
+                let (done, wait) = oneshot::channel();
+                // A full channel is back-pressure here, not a lost click.
+                if self
+                    .tx
+                    .send(Msg::Click(Box::new(click), Some(done)))
+                    .await
+                    .is_err()
+                    || wait.await.is_err()
+                {
+                    // Only if the batching task is gone (it never drops a waiter otherwise).
+                    self.metrics.lost_overflow.inc();
+                    tracing::error!("click pipeline stopped: click lost");
+                }
             }
-            Durability::Fast => (None, None),
-        };
-        if self.tx.try_send(Msg::Click(Box::new(click), done)).is_err() {
-            self.metrics.lost_overflow.inc();
-            tracing::error!("click queue full: click lost");
-            return;
-        }
-        if let Some(wait) = wait
-            && tokio::time::timeout(ACK_TIMEOUT, wait).await.is_err()
-        {
-            tracing::warn!("click not durable within {ACK_TIMEOUT:?}; answering anyway");
+            Durability::Fast => {
+                if self.tx.try_send(Msg::Click(Box::new(click), None)).is_err() {
+                    self.metrics.lost_overflow.inc();
+                    tracing::error!("click queue full: click lost");
+                }
+            }
         }
     }
 
@@ -173,14 +180,25 @@ async fn deliver(sink: &Sink, batch: ClickBatch, metrics: &ClickMetrics) {
                     return;
                 }
             };
-            match queue.push_encoded(&payload).await {
-                Ok(()) => metrics.enqueued.inc_by(n),
-                Err(e) => {
-                    tracing::warn!(error = %e, clicks = n, "click queue unreachable; spooling batch");
-                    spool_until_stored(spool, &batch.batch_id, &payload).await;
-                    metrics.spooled.inc_by(n);
+            // While the queue is known to be down the batch goes straight to the spool: each
+            // redirect then waits for a file write, not for another push to time out. The
+            // spool's drainer finds out when the queue answers again.
+            if !spool.queue_down() {
+                match spool::push_within(queue, &payload).await {
+                    Ok(()) => {
+                        metrics.enqueued.inc_by(n);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, clicks = n, "click queue unavailable; spooling batch");
+                        spool.mark_queue_down();
+                    }
                 }
             }
+            // A push that timed out may still land in Redis later: the batch is then both
+            // queued and spooled, and ingestion counts it once (click ids, batch id).
+            spool_until_stored(spool, &batch.batch_id, &payload).await;
+            metrics.spooled.inc_by(n);
         }
         Sink::Embedded {
             db,

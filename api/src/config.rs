@@ -40,20 +40,16 @@ pub struct Config {
     #[arg(long, env = "ENABLE_INCIDENT_DEBUG_ROUTES", default_value_t = false, action = clap::ArgAction::Set)]
     pub enable_incident_debug_routes: bool,
 
-    /// Secret salt for hashing visitor addresses (unique-visitor counting). Unset: a random salt
-    /// per process, so uniques are only comparable within one process lifetime.
+    /// Secret key of the visitor hash (HMAC-SHA256 of the address; unique-visitor counting).
+    /// Unset: generated once and kept in the database, shared by every process.
     #[arg(long, env = "VISITOR_HASH_SALT", hide_env_values = true)]
     pub visitor_hash_salt: Option<String>,
 
-    /// Secret keying the short-code permutation. Set it once per database and keep it: codes
-    /// stay unique if it changes, but new codes may then fall back to seven characters.
-    #[arg(
-        long,
-        env = "SHORT_CODE_SECRET",
-        default_value = "curtain",
-        hide_env_values = true
-    )]
-    pub short_code_secret: String,
+    /// Secret keying the short-code permutation. Unset: generated once and kept in the
+    /// database (a database that had links before keeps the old default, `curtain`). If it
+    /// changes, codes stay unique, but new codes may then fall back to seven characters.
+    #[arg(long, env = "SHORT_CODE_SECRET", hide_env_values = true)]
+    pub short_code_secret: Option<String>,
 
     /// Address of a trusted reverse proxy whose `X-Forwarded-For` names the client.
     #[arg(long, env = "TRUSTED_PROXY")]

@@ -198,9 +198,18 @@ pub fn parse_urls(data: &[u8]) -> Result<Vec<url::ActiveModel>, ImportError> {
             .get("short_code")
             .filter(|c| crate::short_code::ShortCode::parse(c).is_some())
             .ok_or_else(|| err(row.line, "short_code must be 1-16 base62 characters"))?;
-        let target = row
+        let raw_target = row
             .text("original_url", 2048)?
             .ok_or_else(|| err(row.line, "original_url is required"))?;
+        // The same rule as `POST /urls`: an import must not smuggle in a `javascript:` link.
+        let target = crate::target_url::TargetUrl::parse(&raw_target)
+            .ok_or_else(|| {
+                err(
+                    row.line,
+                    format!("original_url '{raw_target}' must be an http(s) URL with a valid host"),
+                )
+            })?
+            .into_string();
         let is_active = match row.get("is_active").map(str::to_ascii_lowercase).as_deref() {
             None | Some("true" | "1" | "t" | "yes") => true,
             Some("false" | "0" | "f" | "no") => false,
@@ -360,6 +369,14 @@ mod tests {
                       2,1,,deleted,2025-10-14 15:07:51,\n";
         assert_eq!(parse_events(events.as_bytes()).unwrap().len(), 2);
         let bad = "id,url_id,user_id,event_type,timestamp,details\n1,1,1,created,2025-10-14 15:07:51,[1]\n";
+        let xss =
+            "id,short_code,original_url\n1,aaaaaa,https://a.io/1\n2,bbbbbb,javascript:alert(1)\n";
+        assert_eq!(
+            parse_urls(xss.as_bytes()).unwrap_err().to_string(),
+            "CSV row 3: original_url 'javascript:alert(1)' must be an http(s) URL with a valid host"
+        );
+        let port = "id,short_code,original_url\n1,aaaaaa,https://a.io:99999/\n";
+        assert_eq!(parse_urls(port.as_bytes()).unwrap_err().line, Some(2));
         assert_eq!(
             parse_events(bad.as_bytes()).unwrap_err().to_string(),
             "CSV row 2: details must be a JSON object"

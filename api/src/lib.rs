@@ -8,6 +8,7 @@ pub mod clicks;
 pub mod config;
 pub mod error;
 pub mod fields;
+pub mod html;
 pub mod import;
 pub mod metrics;
 pub mod models;

@@ -1,6 +1,7 @@
 //! Prometheus metrics of the api process: HTTP requests by route template (never the raw
-//! path), click-path counters, counter-shard failures and the process collector. `/metrics`
-//! itself is not counted.
+//! path), click-path counters, counter-shard failures, the click queue's depth and age (also
+//! exported by the workers, but read here too so the backlog stays visible when every worker is
+//! down) and the process collector. `/metrics` itself is not counted.
 //!
 //! Labels: only the two HTTP families carry `instance` (the contract requires it; Prometheus
 //! scrapes the api with `honor_labels: true` so it is kept, see monitoring/prometheus.yml).
@@ -11,11 +12,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use jobs::QueueDepth;
 use poem::PathPattern;
 use poem::{Endpoint, IntoResponse, Request, Response};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use storage::counters::ShardStats;
@@ -29,11 +31,72 @@ pub struct Metrics {
     duration: HistogramVec,
     instance: String,
     pub clicks: ClickMetrics,
+    pub queue: QueueGauges,
     pub templates: RouteTemplates,
     shard_failures: IntCounter,
     shard_failovers: IntCounter,
     /// The shard stats last mirrored into the two counters above.
     shards_seen: Arc<Mutex<ShardStats>>,
+}
+
+/// The click queue's depth and ages, under the names and labels the worker exports.
+#[derive(Clone)]
+pub struct QueueGauges {
+    jobs: IntGaugeVec,
+    oldest_age_seconds: IntGaugeVec,
+    oldest_ready_age_seconds: IntGaugeVec,
+}
+
+impl QueueGauges {
+    fn new(registry: &Registry) -> Self {
+        let gauges = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels)
+                .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+            registry
+                .register(Box::new(g.clone()))
+                .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+            g
+        };
+        Self {
+            jobs: gauges(
+                "curtain_queue_jobs",
+                "Jobs in the queue by state (read from the Redis keys).",
+                &["queue", "state"],
+            ),
+            oldest_age_seconds: gauges(
+                "curtain_queue_oldest_job_age_seconds",
+                "Age of the oldest due job not yet picked up.",
+                &["queue"],
+            ),
+            oldest_ready_age_seconds: gauges(
+                "curtain_queue_oldest_ready_age_seconds",
+                "Age of the oldest job ready for a worker (where producers push) not yet picked up.",
+                &["queue"],
+            ),
+        }
+    }
+
+    /// Sets every gauge of `queue` from one reading.
+    pub fn set(&self, queue: &str, d: &QueueDepth) {
+        for (state, value) in [
+            ("due", d.due),
+            ("scheduled", d.future),
+            ("ready", d.ready),
+            ("running", d.running),
+            ("dead", d.dead),
+            ("done", d.done),
+        ] {
+            self.jobs
+                .with_label_values(&[queue, state])
+                .set(value as i64);
+        }
+        self.oldest_age_seconds
+            .with_label_values(&[queue])
+            .set(d.oldest_age_seconds as i64);
+        self.oldest_ready_age_seconds
+            .with_label_values(&[queue])
+            .set(d.oldest_ready_age_seconds as i64);
+    }
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -108,6 +171,7 @@ impl Metrics {
                 "Clicks lost because the in-process click queue was full.",
             ),
         };
+        let queue = QueueGauges::new(&registry);
         Self {
             shard_failures: counter(
                 &registry,
@@ -125,6 +189,7 @@ impl Metrics {
             duration,
             instance: instance.to_owned(),
             clicks,
+            queue,
             templates: RouteTemplates::default(),
         }
     }

@@ -1,18 +1,47 @@
-//! The durable click spool: where a batch goes when the click queue cannot take it. Each batch
-//! is one file, written to a temporary name, fsync'd and renamed, so a crash leaves either a
-//! whole batch or nothing. A background task pushes spooled batches to the queue once it
-//! answers again and deletes each file only after its push succeeded; batches keep their id,
-//! so a batch delivered twice is still counted once.
+//! The durable click spool: where a batch goes when the click queue cannot take it (refused,
+//! or silent for [`PUSH_TIMEOUT`]). Each batch is one file, written to a temporary name,
+//! fsync'd, renamed, and the folder fsync'd, so once [`Spool::store`] returns the batch
+//! survives a crash or power loss, and a crash before leaves either a whole batch or nothing.
+//! A background task pushes spooled batches to the queue once it answers again and deletes
+//! each file only after its push succeeded; batches keep their id, so a batch delivered twice
+//! is still counted once.
+//!
+//! The spool also remembers whether the queue is down ([`Spool::queue_down`]): the batcher
+//! then spools at once instead of waiting for every push to time out, and the drainer clears
+//! it when a push succeeds again.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use jobs::{ClickBatch, ClickQueue};
+use jobs::{ClickBatch, ClickQueue, QueueError};
 use tokio::io::AsyncWriteExt;
+
+/// The longest one push to the queue may take before its batch is spooled instead. The Redis
+/// client's own response timeout does not bound a push that waits for a reconnection to a
+/// server that accepts connections but never answers.
+pub const PUSH_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("no answer from the queue within {PUSH_TIMEOUT:?}")]
+    Timeout,
+}
+
+/// Pushes an encoded batch, giving up after [`PUSH_TIMEOUT`].
+pub async fn push_within(queue: &ClickQueue, payload: &[u8]) -> Result<(), PushError> {
+    tokio::time::timeout(PUSH_TIMEOUT, queue.push_encoded(payload))
+        .await
+        .map_err(|_| PushError::Timeout)?
+        .map_err(PushError::from)
+}
 
 pub struct Spool {
     dir: PathBuf,
+    queue_down: AtomicBool,
 }
 
 impl Spool {
@@ -20,10 +49,21 @@ impl Spool {
         std::fs::create_dir_all(dir)?;
         Ok(Self {
             dir: dir.to_owned(),
+            queue_down: AtomicBool::new(false),
         })
     }
 
-    /// Stores an encoded batch durably.
+    /// Whether the last push failed and no push has succeeded since.
+    pub fn queue_down(&self) -> bool {
+        self.queue_down.load(Ordering::Relaxed)
+    }
+
+    pub fn mark_queue_down(&self) {
+        self.queue_down.store(true, Ordering::Relaxed);
+    }
+
+    /// Stores an encoded batch durably: when this returns `Ok`, the file and its name are on
+    /// disk.
     pub async fn store(&self, batch_id: &str, payload: &[u8]) -> std::io::Result<()> {
         let tmp = self.dir.join(format!(".{batch_id}.tmp"));
         let path = self.dir.join(format!("{batch_id}.json"));
@@ -31,6 +71,8 @@ impl Spool {
         file.write_all(payload).await?;
         file.sync_all().await?;
         tokio::fs::rename(&tmp, &path).await?;
+        // The rename lives in the folder: without this fsync a power loss can undo it.
+        tokio::fs::File::open(&self.dir).await?.sync_all().await?;
         Ok(())
     }
 
@@ -54,6 +96,11 @@ impl Spool {
         let Ok(files) = self.pending().await else {
             return 0;
         };
+        if files.is_empty() {
+            // Nothing to probe the queue with: let the batcher's next push find out.
+            self.queue_down.store(false, Ordering::Relaxed);
+            return 0;
+        }
         let mut delivered = 0;
         for path in files {
             let Ok(payload) = tokio::fs::read(&path).await else {
@@ -64,9 +111,10 @@ impl Spool {
                 let _ = tokio::fs::rename(&path, path.with_extension("bad")).await;
                 continue;
             }
-            if queue.push_encoded(&payload).await.is_err() {
+            if push_within(queue, &payload).await.is_err() {
                 break;
             }
+            self.queue_down.store(false, Ordering::Relaxed);
             let _ = tokio::fs::remove_file(&path).await;
             delivered += 1;
         }

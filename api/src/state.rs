@@ -14,7 +14,7 @@ use storage::counters::Counters;
 
 use crate::clicks::{ClickRecorder, Sink};
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, QueueGauges};
 use crate::short_code::CodeGenerator;
 use crate::spool::Spool;
 
@@ -29,7 +29,11 @@ pub struct AppState {
     pub instance: String,
     pub public_base_url: Option<String>,
     pub debug_routes: bool,
+    /// Key of the visitor hash: from `VISITOR_HASH_SALT` or the database, the same in every
+    /// process of the deployment.
     pub visitor_salt: String,
+    /// Stable id of the deployment, from the database (shared by all its processes).
+    pub deployment_id: String,
     pub trusted_proxy: Option<std::net::IpAddr>,
 }
 
@@ -88,6 +92,24 @@ pub fn counters_for(config: &Config) -> anyhow::Result<Counters> {
     }
 }
 
+/// How often the api reads the click queue's depth into its metrics.
+const DEPTH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Reads the click queue's depth and ages into the api's gauges for as long as the process
+/// lives, so a backlog shows in every api's `/metrics` even when no worker runs.
+fn spawn_depth_reader(queue: Arc<ClickQueue>, gauges: QueueGauges, name: String) {
+    tokio::spawn(async move {
+        loop {
+            match tokio::time::timeout(DEPTH_EVERY, queue.depth()).await {
+                Ok(Ok(depth)) => gauges.set(&name, &depth),
+                Ok(Err(e)) => tracing::debug!(error = %e, "reading queue depth failed"),
+                Err(_) => tracing::debug!("reading queue depth timed out"),
+            }
+            tokio::time::sleep(DEPTH_EVERY).await;
+        }
+    });
+}
+
 impl AppState {
     pub async fn build(config: &Config) -> anyhow::Result<Arc<Self>> {
         let db = connect_db(
@@ -101,6 +123,15 @@ impl AppState {
                 .with_redirect_tier(),
             None => Cache::memory(config.cache_ttl),
         });
+        let settings = storage::settings::load(
+            &db,
+            storage::settings::Overrides {
+                visitor_hash_salt: config.visitor_hash_salt.clone(),
+                short_code_secret: config.short_code_secret.clone(),
+            },
+        )
+        .await
+        .context("loading deployment_settings")?;
         let instance = config.common.instance_name();
         let metrics = Metrics::new(&instance);
         let counters = match counters_for(config)? {
@@ -129,6 +160,11 @@ impl AppState {
                 let spool =
                     Arc::new(Spool::open(&config.click_spool_dir).context("CLICK_SPOOL_DIR")?);
                 spool.spawn_drainer(queue.clone());
+                spawn_depth_reader(
+                    queue.clone(),
+                    metrics.queue.clone(),
+                    config.common.click_queue.clone(),
+                );
                 Sink::Queue { queue, spool }
             }
             None => Sink::Embedded {
@@ -138,25 +174,22 @@ impl AppState {
             },
         };
         let clicks = ClickRecorder::start(sink, config.click_durability, metrics.clicks.clone());
-        let visitor_salt = config
-            .visitor_hash_salt
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         Ok(Arc::new(Self {
             db,
             cache,
             clicks,
             counters,
-            codes: CodeGenerator::new(&config.short_code_secret),
+            codes: CodeGenerator::new(&settings.short_code_secret),
             metrics,
-            templates: crate::routes::ui::templates()?,
+            templates: crate::html::templates()?,
             instance,
             public_base_url: config
                 .public_base_url
                 .clone()
                 .map(|u| u.trim_end_matches('/').to_owned()),
             debug_routes: config.enable_incident_debug_routes,
-            visitor_salt,
+            visitor_salt: settings.visitor_hash_salt,
+            deployment_id: settings.deployment_id,
             trusted_proxy: config.trusted_proxy,
         }))
     }

@@ -6,7 +6,10 @@ pub struct TargetUrl(String);
 
 impl TargetUrl {
     /// Accepts `http://host...` or `https://host...` (scheme case-insensitive) with a non-empty
-    /// host, no control characters anywhere and no white space in the host. The caller trims.
+    /// host, no control characters anywhere and no white space in the host, whose host and
+    /// port are valid as a browser reads them (the `url` crate's WHATWG parser: no forbidden
+    /// host characters, IPv6 literals well formed, port at most 65535). The caller trims.
+    /// Every path that stores a target (API, UI form, CSV import) goes through here.
     #[must_use]
     pub fn parse(raw: &str) -> Option<Self> {
         if raw.chars().any(char::is_control) {
@@ -25,7 +28,9 @@ impl TargetUrl {
         if host.is_empty() || authority.chars().any(char::is_whitespace) {
             return None;
         }
-        Some(Self(raw.to_owned()))
+        let parsed = ::url::Url::parse(raw).ok()?;
+        let web = matches!(parsed.scheme(), "http" | "https");
+        (web && parsed.host_str().is_some_and(|h| !h.is_empty())).then(|| Self(raw.to_owned()))
     }
 
     #[must_use]
@@ -133,6 +138,12 @@ mod tests {
             "http://exa mple.com/",
             "http://x.example/\r\nSet-Cookie: a",
             "http://x.example/\u{0}",
+            "http://x.example:65536/",
+            "http://x.example:8o/",
+            "http://[::1/",
+            "http://[zz::1]/",
+            "http://x<y.example/",
+            "https://x|y.example/",
         ] {
             assert!(TargetUrl::parse(bad).is_none(), "{bad:?}");
         }

@@ -48,6 +48,9 @@ pub struct QueueDepth {
     pub done: u64,
     /// Age in seconds of the oldest due job, 0 if none.
     pub oldest_age_seconds: u64,
+    /// Age in seconds of the oldest job ready for a worker (`<q>:active`, where producers
+    /// push), from the time in its ULID id; 0 if none.
+    pub oldest_ready_age_seconds: u64,
 }
 
 impl QueueDepth {
@@ -124,8 +127,23 @@ end
 return removed
 ";
 
-/// due, future, ready, dead, done, the oldest scheduled (id, score), worker names.
-type DepthReply = (u64, u64, u64, u64, u64, Vec<(String, f64)>, Vec<String>);
+/// due, future, ready, dead, done, the oldest scheduled (id, score), worker names, the ids at
+/// the head of the active list.
+type DepthReply = (
+    u64,
+    u64,
+    u64,
+    u64,
+    u64,
+    Vec<(String, f64)>,
+    Vec<String>,
+    Vec<String>,
+);
+
+/// Ready jobs whose ids are read for the oldest ready age. Workers take from the head, so the
+/// head holds the oldest; orphans re-enqueued at the tail with old ids are seen once they get
+/// near the head.
+const READY_AGE_SAMPLE: isize = 100;
 
 /// Enqueues encoded batches straight onto `<q>:active` in the layout apalis-redis reads (data
 /// hash entry, metadata hash, active list, wake-up signal). Skipping `<q>:scheduled` means a
@@ -305,7 +323,7 @@ impl ClickQueue {
         let mut conn = self.conn.clone();
         let now = now_secs();
         let scheduled = self.config.scheduled_jobs_set();
-        let (due, future, ready, dead, done, oldest, workers): DepthReply = redis::pipe()
+        let (due, future, ready, dead, done, oldest, workers, head): DepthReply = redis::pipe()
             .cmd("ZCOUNT")
             .arg(&scheduled)
             .arg("-inf")
@@ -329,6 +347,10 @@ impl ClickQueue {
             .arg(self.config.workers_set())
             .arg(0)
             .arg(-1)
+            .cmd("LRANGE")
+            .arg(self.config.active_jobs_list())
+            .arg(0)
+            .arg(READY_AGE_SAMPLE - 1)
             .query_async(&mut conn)
             .await?;
         let mut running = 0;
@@ -345,6 +367,16 @@ impl ClickQueue {
             .first()
             .map_or(0, |(_, score)| now.saturating_sub(*score as u64))
             * u64::from(due > 0);
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        // Every job id is a ULID (ours and apalis'): its first 48 bits are the push time in ms.
+        let oldest_ready_age_seconds = head
+            .iter()
+            .filter_map(|id| ulid::Ulid::from_string(id).ok())
+            .map(|ulid| ulid.timestamp_ms())
+            .min()
+            .map_or(0, |pushed_ms| now_ms.saturating_sub(pushed_ms) / 1000);
         Ok(QueueDepth {
             due,
             future,
@@ -353,6 +385,7 @@ impl ClickQueue {
             dead,
             done,
             oldest_age_seconds,
+            oldest_ready_age_seconds,
         })
     }
 

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_init;
 mod m20261126_000002_user_email_key;
+mod m20261203_000003_deployment_settings;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_init::Migration),
             Box::new(m20261126_000002_user_email_key::Migration),
+            Box::new(m20261203_000003_deployment_settings::Migration),
         ]
     }
 }

@@ -1,6 +1,6 @@
 //! Storage shared by `curtain-api` and `curtain-worker`: the read-through cache, the sharded
-//! real-time click counters and their consistent-hash ring, and click ingestion into the
-//! database.
+//! real-time click counters and their consistent-hash ring, click ingestion into the
+//! database, and the deployment settings kept in it.
 
 pub mod cache;
 pub mod config;
@@ -8,3 +8,4 @@ pub mod counters;
 pub mod ingest;
 pub mod rebuild;
 pub mod ring;
+pub mod settings;

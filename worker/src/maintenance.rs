@@ -115,6 +115,11 @@ async fn export_depth(state: &WorkerState, queue: &ClickQueue) {
                 .queue_oldest_age_seconds
                 .with_label_values(&[name])
                 .set(d.oldest_age_seconds as i64);
+            state
+                .metrics
+                .queue_oldest_ready_age_seconds
+                .with_label_values(&[name])
+                .set(d.oldest_ready_age_seconds as i64);
         }
         Err(e) => tracing::warn!(error = %e, "reading queue depth failed"),
     }

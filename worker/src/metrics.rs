@@ -29,6 +29,7 @@ pub struct WorkerMetrics {
     pub queue_jobs: IntGaugeVec,
     pub queue_oldest_age_seconds: IntGaugeVec,
     pub workers_alive: IntGaugeVec,
+    pub queue_oldest_ready_age_seconds: IntGaugeVec,
     pub shard_failures: IntCounter,
     pub shard_failovers: IntCounter,
     pub pool_restarts: IntCounter,
@@ -212,6 +213,11 @@ impl WorkerMetrics {
                 "Workers of any process whose heartbeat on the queue is recent.",
                 &["queue"],
             ),
+            queue_oldest_ready_age_seconds: gauges(
+                "curtain_queue_oldest_ready_age_seconds",
+                "Age of the oldest job ready for a worker (where producers push) not yet picked up.",
+                &["queue"],
+            ),
             shard_failures: counter(
                 "curtain_counter_shard_failures_total",
                 "Counter-shard calls that failed.",
@@ -237,6 +243,7 @@ impl WorkerMetrics {
             let _ = self.queue_jobs.with_label_values(&[queue, state]);
         }
         let _ = self.queue_oldest_age_seconds.with_label_values(&[queue]);
+        let _ = self.queue_oldest_ready_age_seconds.with_label_values(&[queue]);
         let _ = self.workers_alive.with_label_values(&[queue]);
         self.per_queue.series(queue)
     }

@@ -13,7 +13,6 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 use entity::url;
-use md5::{Digest, Md5};
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Request, Response};
 use poem_openapi::param::Path;
@@ -26,6 +25,7 @@ use super::urls::NOT_FOUND;
 use super::{Api, Tag, read_through};
 use crate::cache::CacheKey;
 use crate::error::{ApiError, ApiResult};
+use crate::html;
 use crate::short_code::ShortCode;
 use crate::state::AppState;
 use crate::target_url::to_location;
@@ -59,12 +59,12 @@ struct Prepared {
 }
 
 impl Prepared {
-    fn decode(payload: &str) -> Option<Self> {
+    fn decode(payload: &str, templates: &tera::Tera) -> Option<Self> {
         let target: Target = serde_json::from_str(payload).ok()?;
         Some(Self {
             id: target.id,
             location: HeaderValue::from_str(&target.location).ok()?,
-            body: Bytes::from(body(&target.location)),
+            body: Bytes::from(html::redirect_body(templates, &target.location).ok()?),
         })
     }
 }
@@ -79,7 +79,7 @@ pub async fn hot(state: &AppState, req: &Request) -> Option<Response> {
     let raw = req.uri().path().strip_prefix("/r/")?;
     let code = ShortCode::parse(raw)?;
     let cached = state.cache.get_local_redirect(code.as_str())?;
-    let target = cached.decoded(Prepared::decode)?;
+    let target = cached.decoded(|payload| Prepared::decode(payload, &state.templates))?;
     state
         .clicks
         .record(click(state, target.id, code, req))
@@ -110,22 +110,6 @@ fn click(state: &AppState, url_id: i64, code: ShortCode, req: &Request) -> Click
     }
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn body(location: &str) -> String {
-    let href = escape(location);
-    format!(
-        "<!doctype html>\n<html lang=en>\n<title>Redirecting...</title>\n<h1>Redirecting...</h1>\n\
-         <p>You should be redirected automatically to the target URL: <a href=\"{href}\">{href}</a>. \
-         If not, click the link.\n"
-    )
-}
-
 /// The client address: the socket peer, or the last `X-Forwarded-For` hop when the peer is
 /// the configured trusted proxy.
 fn client_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
@@ -145,12 +129,22 @@ fn client_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
     peer
 }
 
-/// A salted hash of the client address: raw addresses are never stored.
+/// HMAC-SHA256 of the client address keyed with the deployment's salt, as hex: raw addresses
+/// are never stored, and a keyed hash cannot be reversed by hashing every address.
 fn visitor_hash(state: &AppState, ip: Option<IpAddr>) -> String {
-    let mut hasher = Md5::new();
-    hasher.update(state.visitor_salt.as_bytes());
-    hasher.update(ip.map(|i| i.to_string()).unwrap_or_default().as_bytes());
-    format!("{:x}", hasher.finalize())
+    use hmac::{KeyInit, Mac};
+    use std::fmt::Write;
+    // HMAC takes a key of any length: this cannot fail.
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(state.visitor_salt.as_bytes())
+    else {
+        return String::new();
+    };
+    mac.update(ip.map(|i| i.to_string()).unwrap_or_default().as_bytes());
+    let mut hex = String::with_capacity(64);
+    for b in mac.finalize().into_bytes() {
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
 }
 
 fn header_text(req: &Request, name: &str) -> Option<String> {
@@ -183,11 +177,9 @@ async fn redirect(state: &AppState, raw: &str, req: &Request) -> ApiResult<Redir
         .clicks
         .record(click(state, target.id, code, req))
         .await;
-    Ok(Redirect::Found(
-        Html(body(&target.location)),
-        target.location,
-        cache.into(),
-    ))
+    let body = html::redirect_body(&state.templates, &target.location)
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(Redirect::Found(Html(body), target.location, cache.into()))
 }
 
 #[OpenApi(tag = "Tag::Redirects")]

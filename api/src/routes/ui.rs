@@ -2,9 +2,7 @@
 //! fragment). The fragment endpoint shares [`create_url`] with `POST /urls`, so rules, events
 //! and cache invalidation are the same.
 //!
-//! HTML escaping follows the contract: `&`, `<`, `>` and `"` only (apostrophes and slashes stay).
-
-use std::collections::HashMap;
+//! Both are tera templates ([`crate::html`]): values are escaped there, the contract's way.
 
 use poem::Request;
 use poem_openapi::payload::Html;
@@ -16,6 +14,7 @@ use super::{Api, Tag};
 use crate::body::FormBody;
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{IntParam, parse_int_param};
+use crate::html;
 use crate::state::AppState;
 
 pub struct UiApi(pub Api);
@@ -45,35 +44,6 @@ const ROUTES: &[&str] = &[
     "GET /openapi.json",
     "GET /docs",
 ];
-
-/// Escapes `&`, `<`, `>` and `"`.
-#[must_use]
-pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn escape_filter(
-    value: &tera::Value,
-    _: &HashMap<String, tera::Value>,
-) -> tera::Result<tera::Value> {
-    let s = value
-        .as_str()
-        .ok_or_else(|| tera::Error::msg("escape expects a string"))?;
-    Ok(tera::Value::String(escape(s)))
-}
-
-/// The compiled templates (embedded in the binary).
-pub fn templates() -> anyhow::Result<tera::Tera> {
-    let mut tera = tera::Tera::default();
-    tera.add_raw_template("index.html", include_str!("../../templates/index.html"))?;
-    // Tera's own escaping also rewrites '/' and '\''; the contract wants only & < > ".
-    tera.autoescape_on(vec![]);
-    tera.register_filter("e", escape_filter);
-    Ok(tera)
-}
 
 /// Form fields of `POST /shorten-ui`.
 #[derive(Debug, Object)]
@@ -144,14 +114,8 @@ impl UiApi {
     #[oai(path = "/", method = "get")]
     async fn index(&self) -> ApiResult<Html<String>> {
         let mut context = tera::Context::new();
-        let routes: Vec<String> = ROUTES.iter().map(|r| escape(r)).collect();
-        context.insert("routes", &routes);
-        let page = self
-            .0
-            .templates
-            .render("index.html", &context)
-            .map_err(|e| ApiError::internal(&e))?;
-        Ok(Html(page))
+        context.insert("routes", ROUTES);
+        Ok(Html(self.render(html::INDEX, &context)?))
     }
 
     /// Shorten from the HTML form (htmx fragment)
@@ -163,25 +127,34 @@ impl UiApi {
         let body = form_to_json(&form);
         match create_url(&self.0, Some(&body)).await {
             Ok((row, created)) => {
-                let host = escape(&base_url(&self.0, req));
-                let code = escape(&row.short_code);
-                let html = format!(
-                    "<div id=\"message\" class=\"success\">Short URL ready!<br><br><strong>Redirect:</strong> \
-                     <a href=\"{host}/r/{code}\" target=\"_blank\">{host}/r/{code}</a><br><strong>Payload:</strong> \
-                     <a href=\"{host}/urls/{id}\" target=\"_blank\">{host}/urls/{id}</a></div>",
-                    id = row.id
-                );
+                let mut context = tera::Context::new();
+                context.insert("host", &base_url(&self.0, req));
+                context.insert("code", &row.short_code);
+                context.insert("id", &row.id);
+                let html = self.render(html::SHORTEN_SUCCESS, &context)?;
                 Ok(if created {
                     Fragment::Created(Html(html))
                 } else {
                     Fragment::Existing(Html(html))
                 })
             }
-            Err(ApiError::BadRequest(e)) => Ok(Fragment::Invalid(Html(format!(
-                "<div id=\"message\" class=\"error\">{}</div>",
-                escape(&e.error)
-            )))),
+            Err(ApiError::BadRequest(e)) => {
+                let mut context = tera::Context::new();
+                context.insert("message", &e.error);
+                Ok(Fragment::Invalid(Html(
+                    self.render(html::SHORTEN_ERROR, &context)?,
+                )))
+            }
             Err(e) => Err(e),
         }
+    }
+}
+
+impl UiApi {
+    fn render(&self, template: &str, context: &tera::Context) -> ApiResult<String> {
+        self.0
+            .templates
+            .render(template, context)
+            .map_err(|e| ApiError::internal(&e))
     }
 }

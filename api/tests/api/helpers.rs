@@ -203,7 +203,9 @@ impl TestApp {
         Self::spawn_on(self.backend, self.storage.clone(), |_| {}).await
     }
 
-    async fn spawn_on(
+    /// An api process on existing storage (a restart, or one more replica), configured by
+    /// `tweak` after the test defaults.
+    pub async fn spawn_on(
         backend: Backend,
         storage: Arc<Storage>,
         tweak: impl FnOnce(&mut Config),

@@ -14,6 +14,7 @@ mod helpers;
 mod analytics;
 mod bulk;
 mod cache;
+mod deployment;
 mod events;
 mod hostile;
 mod migrations;

@@ -143,3 +143,35 @@ async fn a_bad_row_names_file_and_line_and_inserts_nothing() {
     );
     assert_eq!(User::find().count(&db).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_javascript_target_names_file_and_line_and_inserts_nothing() {
+    let (db, dir) = fresh_db(false).await;
+    let folder = dir.as_ref().unwrap().path().join("xss");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("users.csv"), "id,username,email\n1,a,a@x.io\n").unwrap();
+    std::fs::write(
+        folder.join("urls.csv"),
+        "id,user_id,short_code,original_url,title,is_active\n\
+         1,1,aaaaaa,https://example.com/fine,Fine,True\n\
+         2,1,bbbbbb,javascript:alert(document.cookie),Evil,True\n",
+    )
+    .unwrap();
+    std::fs::write(folder.join("events.csv"), "id,url_id,user_id,event_type\n").unwrap();
+    let err = import_dir(&db, &folder, false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("urls.csv"), "{err}");
+    assert!(
+        err.contains(
+            "CSV row 3: original_url 'javascript:alert(document.cookie)' must be an http(s) URL"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        Url::find().count(&db).await.unwrap(),
+        0,
+        "nothing of urls.csv is written"
+    );
+}

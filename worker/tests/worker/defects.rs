@@ -7,14 +7,18 @@ use apalis::prelude::TaskSink;
 use apalis_redis::RedisStorage;
 use jobs::ClickBatch;
 
+use sea_orm::{ConnectionTrait, TransactionTrait};
+
 use crate::helpers::*;
 
-/// Pushes single-click jobs the way apalis does (into `<q>:scheduled`, unpromoted).
-async fn push_raw(redis: &str, queue: &str, links: &[(i64, String)], n: usize) {
+/// Pushes single-click jobs the way apalis does (into `<q>:scheduled`, unpromoted); returns
+/// their click ids.
+async fn push_raw(redis: &str, queue: &str, links: &[(i64, String)], n: usize) -> Vec<String> {
     let conn = apalis_redis::connect(redis).await.unwrap();
     let mut storage: RedisStorage<ClickBatch> =
         RedisStorage::new(conn).with_config(jobs::queue::queue_config(queue));
     let mut pushed = 0;
+    let mut ids = Vec::with_capacity(n);
     while pushed < n {
         let chunk: Vec<ClickBatch> = (pushed..(pushed + 1000).min(n))
             .map(|i| {
@@ -23,8 +27,24 @@ async fn push_raw(redis: &str, queue: &str, links: &[(i64, String)], n: usize) {
             })
             .collect();
         pushed += chunk.len();
+        ids.extend(chunk.iter().map(|b| b.clicks[0].click_id.clone()));
         storage.push_bulk(chunk).await.unwrap();
     }
+    ids
+}
+
+/// The click ids of the redirect events, sorted.
+async fn stored_click_ids(conn: &sea_orm::DatabaseConnection) -> Vec<String> {
+    let rows = conn
+        .query_all_raw(sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT click_id FROM events ORDER BY click_id",
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.try_get_by_index::<String>(0).unwrap())
+        .collect()
 }
 
 /// Jobs fetched by workers and not finished yet (every worker's in-flight set).
@@ -132,32 +152,199 @@ async fn queue_depth_and_age_are_read_from_the_keys_and_exported() {
     let conn = db.connect().await;
     let links = seed_links(&conn, 1).await;
     push_raw(&redis.url(), &ns.queue, &links, 30).await;
+    backdate_scheduled(&redis.url(), &ns.queue, 45).await;
     let queue = jobs::ClickQueue::connect(&redis.url(), Some(&ns.queue))
         .await
         .unwrap();
     let before = queue.depth().await.unwrap();
-    assert_eq!(before.due + before.future, 30);
-    assert_eq!(queue.promote_all_due().await.unwrap() + before.future, 30);
+    assert_eq!((before.due, before.future, before.ready), (30, 0, 0));
+    assert!(
+        (45..60).contains(&before.oldest_age_seconds),
+        "jobs due 45 s ago are 45 s old: {before:?}"
+    );
+    assert_eq!(queue.promote_all_due().await.unwrap(), 30);
     let after = queue.depth().await.unwrap();
-    assert_eq!(after.ready + after.due + after.future, 30);
+    assert_eq!((after.due, after.ready), (0, 30));
+    assert_eq!(after.oldest_age_seconds, 0, "nothing is due any more");
 
     let config = worker_config(&db, &redis.url(), &[redis.addr()], &ns);
     let metrics_url = format!("http://{}/metrics", config.listen);
     let (_stop, _worker) = spawn_worker(config);
+    let ready = format!(
+        "curtain_queue_jobs{{queue=\"{}\",state=\"ready\"}}",
+        ns.queue
+    );
     eventually(
         Duration::from_secs(20),
-        "queue gauges exported and drained",
+        "the queue drained and its gauges read 0",
         || async {
-            let Ok(resp) = reqwest::get(&metrics_url).await else {
-                return false;
-            };
-            let text = resp.text().await.unwrap_or_default();
-            text.contains("curtain_queue_jobs{")
-                && text.contains("state=\"ready\"")
-                && queue.depth().await.unwrap().pending() == 0
+            queue.depth().await.unwrap().pending() == 0
+                && gauge(&metrics_url, &ready).await == Some(0)
+                && gauge(&metrics_url, &ready_age(&ns.queue)).await == Some(0)
         },
     )
     .await;
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM events").await, 30);
+}
+
+/// Moves every scheduled job's time `secs` into the past: a backlog that has waited that long.
+async fn backdate_scheduled(redis: &str, queue: &str, secs: u64) {
+    let client = redis::Client::open(redis).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let moved: u64 = redis::Script::new(
+        r"
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #ids, 2 do
+  redis.call('ZADD', KEYS[1], 'XX', tonumber(ids[i + 1]) - tonumber(ARGV[1]), ids[i])
+end
+return #ids / 2
+",
+    )
+    .key(jobs::queue::queue_config(queue).scheduled_jobs_set())
+    .arg(secs)
+    .invoke_async(&mut conn)
+    .await
+    .unwrap();
+    assert!(moved > 0);
+}
+
+/// Pushes single-click jobs onto `<q>:active` in the layout our producer writes, with ids
+/// (ULIDs) stamped `age` ago: a ready backlog that has waited that long.
+async fn push_ready_aged(
+    redis: &str,
+    queue: &str,
+    links: &[(i64, String)],
+    n: usize,
+    age: Duration,
+) {
+    let config = jobs::queue::queue_config(queue);
+    let client = redis::Client::open(redis).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let pushed_ms = now_ms - age.as_millis() as u64;
+    let mut pipe = redis::pipe();
+    for i in 0..n {
+        let id = ulid::Ulid::from_parts(pushed_ms + i as u64, rand::random::<u128>()).to_string();
+        let (url_id, code) = &links[i % links.len()];
+        let batch = ClickBatch::new(vec![click(*url_id, code, &format!("v{i}"))]);
+        pipe.hset(
+            config.job_data_hash(),
+            &id,
+            serde_json::to_string(&batch).unwrap(),
+        )
+        .ignore()
+        .hset_multiple(
+            format!("{}:{id}", config.job_meta_hash()),
+            &[
+                ("attempts", "0"),
+                ("max_attempts", "25"),
+                ("status", "Pending"),
+                ("idempotency_key", ""),
+            ],
+        )
+        .ignore()
+        .rpush(config.active_jobs_list(), &id)
+        .ignore();
+    }
+    pipe.del(config.signal_list())
+        .ignore()
+        .lpush(config.signal_list(), 1)
+        .ignore();
+    let () = pipe.query_async(&mut conn).await.unwrap();
+}
+
+/// The value of one series (name and labels as rendered for the queue, any other labels
+/// such as `instance` allowed) in a `/metrics` text, if exported.
+async fn gauge(metrics_url: &str, series: &str) -> Option<i64> {
+    let text = reqwest::get(metrics_url).await.ok()?.text().await.ok()?;
+    let (name, labels) = series.split_once('{')?;
+    let labels: Vec<&str> = labels.trim_end_matches('}').split(',').collect();
+    text.lines().find_map(|line| {
+        let (head, value) = line.rsplit_once(' ')?;
+        let (n, l) = head.split_once('{')?;
+        (n == name
+            && labels
+                .iter()
+                .all(|want| l.trim_end_matches('}').split(',').any(|x| x == *want)))
+        .then(|| value.parse().ok())?
+    })
+}
+
+fn ready_age(queue: &str) -> String {
+    format!("curtain_queue_oldest_ready_age_seconds{{queue=\"{queue}\"}}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn a_30_s_old_ready_backlog_shows_its_age_in_the_api_and_the_worker_metrics() {
+    let db = TestDb::new().await;
+    let ns = Namespace::new();
+    let redis = RedisServer::start();
+    let conn = db.connect().await;
+    let links = seed_links(&conn, 1).await;
+    push_ready_aged(&redis.url(), &ns.queue, &links, 40, Duration::from_secs(31)).await;
+    let queue = jobs::ClickQueue::connect(&redis.url(), Some(&ns.queue))
+        .await
+        .unwrap();
+    let depth = queue.depth().await.unwrap();
+    assert_eq!((depth.ready, depth.due), (40, 0));
+    assert!(
+        (31..40).contains(&depth.oldest_ready_age_seconds),
+        "a ready backlog pushed 31 s ago is 31 s old: {depth:?}"
+    );
+
+    // Every worker down: the api alone exports the age.
+    let spool = tempfile::tempdir().unwrap();
+    let api = spawn_api(&db, &redis.url(), &[redis.addr()], &ns, spool.path()).await;
+    let api_metrics = format!("{}/metrics", api.address);
+    eventually(
+        Duration::from_secs(15),
+        "the api exports the ready backlog's age",
+        || async {
+            gauge(&api_metrics, &ready_age(&ns.queue))
+                .await
+                .is_some_and(|v| v >= 30)
+        },
+    )
+    .await;
+
+    // A worker stuck on its first jobs (the events table locked) exports it too.
+    let lock = conn.begin().await.unwrap();
+    lock.execute_unprepared("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let mut config = worker_config(&db, &redis.url(), &[redis.addr()], &ns);
+    config.click_concurrency = 1;
+    let worker_metrics = format!("http://{}/metrics", config.listen);
+    let (_stop, _worker) = spawn_worker(config);
+    eventually(
+        Duration::from_secs(20),
+        "the worker exports the ready backlog's age",
+        || async {
+            gauge(&worker_metrics, &ready_age(&ns.queue))
+                .await
+                .is_some_and(|v| v >= 30)
+        },
+    )
+    .await;
+    lock.rollback().await.unwrap();
+    eventually(Duration::from_secs(30), "the backlog drained", || async {
+        queue.depth().await.unwrap().pending() == 0
+    })
+    .await;
+    eventually(
+        Duration::from_secs(10),
+        "an empty queue reads age 0",
+        || async { gauge(&api_metrics, &ready_age(&ns.queue)).await == Some(0) },
+    )
+    .await;
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM events").await, 40);
 }
 
 /// A worker process busy with a 3,000-job backlog is stopped by `stop`, a successor starts at
@@ -170,7 +357,8 @@ async fn successor_finishes_the_backlog(stop: impl FnOnce(&mut std::process::Chi
     let conn = db.connect().await;
     let links = seed_links(&conn, 10).await;
     let config = worker_config(&db, &redis.url(), &[redis.addr()], &ns);
-    push_raw(&redis.url(), &ns.queue, &links, 3_000).await;
+    let mut pushed = push_raw(&redis.url(), &ns.queue, &links, 3_000).await;
+    pushed.sort();
     let mut first = worker_process(&config);
     eventually(
         Duration::from_mins(1),
@@ -186,9 +374,9 @@ async fn successor_finishes_the_backlog(stop: impl FnOnce(&mut std::process::Chi
         || async { count(&conn, "SELECT COUNT(*) FROM events").await == 3_000 },
     )
     .await;
-    assert_eq!(
-        count(&conn, "SELECT COUNT(DISTINCT click_id) FROM events").await,
-        3_000
+    assert!(
+        stored_click_ids(&conn).await == pushed,
+        "exactly the pushed clicks, each once"
     );
     let queue = jobs::ClickQueue::connect(&redis.url(), Some(&ns.queue))
         .await
@@ -322,11 +510,15 @@ async fn queue_redis_memory_stays_flat_over_1_000_000_clicks() {
         peak <= baseline + 2 * 1024 * 1024,
         "queue Redis grew from {baseline} to {peak} bytes over 1,000,000 clicks: {samples:?}"
     );
-    assert_eq!(
-        count(&conn, "SELECT COUNT(DISTINCT click_id) FROM events").await,
-        pushed,
-        "every click once"
-    );
+    // The events' unique index cannot double a click; the counters have no such index: each
+    // click is counted once there too.
+    let counters = storage::counters::Counters::sharded(&[shard.addr()], &ns.prefix).unwrap();
+    let now = chrono::Utc::now().naive_utc();
+    let mut counted = 0;
+    for (_, code) in &links {
+        counted += counters.read(code, now).await.total;
+    }
+    assert_eq!(counted as i64, pushed, "every click counted once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

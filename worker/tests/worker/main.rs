@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod blackhole;
 mod defects;
 mod faults;
 mod kills;
