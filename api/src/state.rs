@@ -79,7 +79,7 @@ pub fn redact(url: &str) -> String {
 }
 
 /// The real-time counters: `REDIS_SHARDS`, else the queue's Redis as one shard, else in process.
-pub fn counters_for(config: &Config) -> anyhow::Result<Counters> {
+pub fn counters_for(config: &Config, deployment_id: &str) -> anyhow::Result<Counters> {
     let shards = if config.common.redis_shards.is_empty() {
         config.redis_url.iter().cloned().collect()
     } else {
@@ -88,7 +88,8 @@ pub fn counters_for(config: &Config) -> anyhow::Result<Counters> {
     if shards.is_empty() {
         Ok(Counters::memory())
     } else {
-        Counters::sharded(&shards, &config.common.cache_prefix).context("REDIS_SHARDS")
+        Counters::for_deployment(&shards, &config.common.cache_prefix, deployment_id)
+            .context("REDIS_SHARDS")
     }
 }
 
@@ -134,7 +135,7 @@ impl AppState {
         .context("loading deployment_settings")?;
         let instance = config.common.instance_name();
         let metrics = Metrics::new(&instance);
-        let counters = match counters_for(config)? {
+        let counters = match counters_for(config, &settings.deployment_id)? {
             // In-process counters start from the events, so a restart keeps the figures.
             Counters::Memory(_) => {
                 let (counters, report) =

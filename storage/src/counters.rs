@@ -92,6 +92,17 @@ impl Counters {
         Ok(Self::Sharded(ShardedCounters::new(shards, prefix)?))
     }
 
+    /// The shards of one deployment: its keys carry `deployment_id` too, so two deployments
+    /// (or a database recreated from scratch, whose new links reuse the old ids and codes)
+    /// sharing the shards and `prefix` never share counts.
+    pub fn for_deployment(
+        shards: &[String],
+        prefix: &str,
+        deployment_id: &str,
+    ) -> Result<Self, redis::RedisError> {
+        Self::sharded(shards, &format!("{prefix}:{deployment_id}"))
+    }
+
     /// Counts a batch once, however often it is applied.
     pub async fn apply(
         &self,

@@ -64,13 +64,17 @@ pub async fn get_or_insert<C: ConnectionTrait>(
         .try_get::<String>("", "value")
 }
 
+/// The deployment's id, generated and stored by whichever process asks first.
+pub async fn deployment_id<C: ConnectionTrait>(db: &C) -> Result<String, DbErr> {
+    get_or_insert(db, "deployment_id", uuid::Uuid::new_v4().to_string()).await
+}
+
 /// Loads the deployment's settings, generating and storing the missing ones.
 pub async fn load<C: ConnectionTrait>(
     db: &C,
     overrides: Overrides,
 ) -> Result<DeploymentSettings, DbErr> {
-    let deployment_id =
-        get_or_insert(db, "deployment_id", uuid::Uuid::new_v4().to_string()).await?;
+    let deployment_id = deployment_id(db).await?;
     let visitor_hash_salt = match overrides.visitor_hash_salt {
         Some(salt) => salt,
         None => get_or_insert(db, "visitor_hash_salt", secret()).await?,

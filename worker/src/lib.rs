@@ -69,8 +69,15 @@ pub async fn run(
         config.common.database_max_connections,
     )
     .await?;
-    let counters =
-        Counters::sharded(&config.shards(), &config.common.cache_prefix).context("REDIS_SHARDS")?;
+    let deployment_id = storage::settings::deployment_id(&db)
+        .await
+        .context("reading the deployment id")?;
+    let counters = Counters::for_deployment(
+        &config.shards(),
+        &config.common.cache_prefix,
+        &deployment_id,
+    )
+    .context("REDIS_SHARDS")?;
     let cache = match &config.common.cache_redis_url {
         Some(url) => Cache::redis(url, &config.common.cache_prefix, Duration::from_mins(1))
             .context("CACHE_REDIS_URL")?,

@@ -243,7 +243,9 @@ impl WorkerMetrics {
             let _ = self.queue_jobs.with_label_values(&[queue, state]);
         }
         let _ = self.queue_oldest_age_seconds.with_label_values(&[queue]);
-        let _ = self.queue_oldest_ready_age_seconds.with_label_values(&[queue]);
+        let _ = self
+            .queue_oldest_ready_age_seconds
+            .with_label_values(&[queue]);
         let _ = self.workers_alive.with_label_values(&[queue]);
         self.per_queue.series(queue)
     }

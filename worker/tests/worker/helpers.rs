@@ -294,7 +294,12 @@ pub async fn spawn_api_with_cache(
     config.common.cache_prefix.clone_from(&ns.prefix);
     config.common.click_queue.clone_from(&ns.queue);
     config.click_spool_dir = spool.to_owned();
-    let app = api::App::build(&config).await.unwrap();
+    serve_api(&config).await
+}
+
+/// The api served in this process with `config`.
+pub async fn serve_api(config: &api::Config) -> ApiServer {
+    let app = api::App::build(config).await.unwrap();
     let acceptor = TcpListener::bind("127.0.0.1:0")
         .into_acceptor()
         .await

@@ -349,3 +349,67 @@ async fn clicks_are_spooled_while_the_queue_is_down_and_delivered_after() {
     .await;
     drop(api);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn a_new_deployment_on_the_same_shards_inherits_no_counts() {
+    // Two deployments sharing the queue Redis, shards, key prefix and short-code secret: the
+    // second database's first link gets the same id, hence the same code, as the first's.
+    let ns_a = Namespace::new();
+    let ns_b = Namespace {
+        prefix: ns_a.prefix.clone(),
+        queue: format!("{}-b", ns_a.queue),
+    };
+    let redis = RedisServer::start();
+    let (db_a, db_b) = (TestDb::new().await, TestDb::new().await);
+    let spool = tempfile::tempdir().unwrap();
+    let config = |db: &TestDb, ns: &Namespace| {
+        use clap::Parser;
+        let mut c = api::Config::parse_from(["curtain-api"]);
+        db.url.clone_into(&mut c.common.database_url);
+        c.redis_url = Some(redis.url());
+        c.common.redis_shards = vec![redis.addr()];
+        c.common.cache_redis_url = Some(redis.url());
+        c.common.cache_prefix.clone_from(&ns.prefix);
+        c.common.click_queue.clone_from(&ns.queue);
+        c.click_spool_dir = spool.path().to_owned();
+        c.short_code_secret = Some("shared-secret".into());
+        c
+    };
+    let api_a = serve_api(&config(&db_a, &ns_a)).await;
+    let (_stop, _worker) = spawn_worker(worker_config(&db_a, &redis.url(), &[redis.addr()], &ns_a));
+    let client = http_client();
+    let (id_a, code_a) = create_link(&client, &api_a, "https://example.com/a").await;
+    for _ in 0..3 {
+        let r = client
+            .get(format!("{}/r/{code_a}", api_a.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302);
+    }
+    let realtime_a = format!("{}/urls/{id_a}/analytics/realtime", api_a.address);
+    eventually(
+        Duration::from_secs(30),
+        "deployment A counted 3",
+        || async { get_json(&client, &realtime_a).await["total_clicks"] == 3 },
+    )
+    .await;
+
+    let api_b = serve_api(&config(&db_b, &ns_b)).await;
+    let (id_b, code_b) = create_link(&client, &api_b, "https://example.com/b").await;
+    assert_eq!((id_b, &code_b), (id_a, &code_a), "same id, same code");
+    let b = get_json(
+        &client,
+        &format!("{}/urls/{id_b}/analytics/realtime", api_b.address),
+    )
+    .await;
+    assert_eq!(
+        (&b["total_clicks"], &b["unique_visitors"]),
+        (&serde_json::json!(0), &serde_json::json!(0)),
+        "{b}"
+    );
+}
