@@ -16,6 +16,7 @@ pub mod embedded;
 pub mod metrics;
 pub mod stand_in;
 
+pub use client::install_crypto_provider;
 pub use deliver::{Deliverer, DeliveryError, DeliveryReport};
 pub use embedded::EmbeddedQueue;
 pub use metrics::AlertMetrics;

@@ -21,6 +21,7 @@ pub struct Metrics {
     duration: HistogramVec,
     instance: String,
     pub clicks: ClickMetrics,
+    pub alerts: alerts::AlertMetrics,
     pub templates: RouteTemplates,
 }
 
@@ -96,7 +97,9 @@ impl Metrics {
                 "Clicks lost because the in-process click queue was full.",
             ),
         };
+        let alerts = alerts::AlertMetrics::register(&registry);
         Self {
+            alerts,
             registry,
             requests,
             duration,

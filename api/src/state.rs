@@ -31,6 +31,7 @@ pub struct AppState {
     pub debug_routes: bool,
     pub visitor_salt: String,
     pub trusted_proxy: Option<std::net::IpAddr>,
+    pub alerts: crate::alerts::AlertIntake,
 }
 
 /// Connects to the database and brings its schema up to date.
@@ -122,6 +123,7 @@ impl AppState {
                 cache: cache.clone(),
             },
         };
+        let alerts = crate::alerts::AlertIntake::build(config, metrics.alerts.clone()).await?;
         let clicks = ClickRecorder::start(sink, config.click_durability, metrics.clicks.clone());
         let visitor_salt = config
             .visitor_hash_salt
@@ -143,6 +145,7 @@ impl AppState {
             debug_routes: config.enable_incident_debug_routes,
             visitor_salt,
             trusted_proxy: config.trusted_proxy,
+            alerts,
         }))
     }
 }

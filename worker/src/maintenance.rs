@@ -1,12 +1,14 @@
 //! Queue upkeep that apalis-redis 1.0 does not do, run in every worker process: promote due
 //! jobs in bounded chunks (the backlog wedge), prune finished jobs and the records of dead
 //! workers (unbounded Redis growth), export queue depth and age from the keys (the broken
-//! stats API), and mirror counter-shard failure counts into metrics.
+//! stats API), and mirror counter-shard failure counts into metrics. Every queue the worker
+//! consumes gets the same upkeep (clicks, alert deliveries); the click queue's depth also
+//! feeds Curtain's own alert conditions ([`crate::conditions`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobs::ClickQueue;
+use jobs::{JobQueue, QueueDepth};
 
 use crate::WorkerState;
 
@@ -14,26 +16,38 @@ const PROMOTE_EVERY: Duration = Duration::from_millis(100);
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
 const PRUNE_CHUNK: usize = 1_000;
 
-/// Runs forever; errors are logged and retried on the next tick.
-pub async fn run(state: Arc<WorkerState>, queue: Arc<ClickQueue>) {
+/// Runs forever over `queues` (the click queue first); errors are logged and retried on the
+/// next tick.
+pub async fn run(state: Arc<WorkerState>, queues: Vec<Arc<JobQueue>>) {
     let mut last_housekeeping = tokio::time::Instant::now();
     let mut previous = storage::counters::ShardStats::default();
-    let mut worker_records_cursor = 0;
+    let mut worker_records_cursors = vec![0; queues.len()];
+    let mut conditions = crate::conditions::Conditions::new(&state, &queues);
     loop {
-        if let Err(e) = queue.promote_all_due().await {
-            tracing::warn!(error = %e, "promoting due jobs failed");
+        for queue in &queues {
+            if let Err(e) = queue.promote_all_due().await {
+                tracing::warn!(error = %e, queue = queue.name(), "promoting due jobs failed");
+            }
         }
         if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
             last_housekeeping = tokio::time::Instant::now();
-            prune(&state, &queue).await;
-            match queue.prune_dead_worker_records(worker_records_cursor).await {
-                Ok((next, removed)) => {
-                    worker_records_cursor = next;
-                    state.metrics.worker_records_pruned.inc_by(removed);
+            for (queue, cursor) in queues.iter().zip(worker_records_cursors.iter_mut()) {
+                prune(&state, queue).await;
+                match queue.prune_dead_worker_records(*cursor).await {
+                    Ok((next, removed)) => {
+                        *cursor = next;
+                        state.metrics.worker_records_pruned.inc_by(removed);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "pruning dead worker records failed"),
                 }
-                Err(e) => tracing::warn!(error = %e, "pruning dead worker records failed"),
             }
-            export_depth(&state, &queue).await;
+            let mut depths = Vec::with_capacity(queues.len());
+            for queue in &queues {
+                depths.push(export_depth(&state, queue).await);
+            }
+            if let Some(Some(clicks)) = depths.first() {
+                conditions.check(&state, clicks).await;
+            }
             let snapshot = state.counters.stats();
             state
                 .metrics
@@ -49,7 +63,7 @@ pub async fn run(state: Arc<WorkerState>, queue: Arc<ClickQueue>) {
     }
 }
 
-async fn prune(state: &WorkerState, queue: &ClickQueue) {
+async fn prune(state: &WorkerState, queue: &JobQueue) {
     loop {
         match queue.prune_finished(PRUNE_CHUNK).await {
             Ok(n) => {
@@ -66,8 +80,8 @@ async fn prune(state: &WorkerState, queue: &ClickQueue) {
     }
 }
 
-async fn export_depth(state: &WorkerState, queue: &ClickQueue) {
-    let name = state.config.common.click_queue.as_str();
+async fn export_depth(state: &WorkerState, queue: &JobQueue) -> Option<QueueDepth> {
+    let name = queue.name();
     match queue.depth().await {
         Ok(d) => {
             for (label, value) in [
@@ -89,7 +103,11 @@ async fn export_depth(state: &WorkerState, queue: &ClickQueue) {
                 .queue_oldest_age_seconds
                 .with_label_values(&[name])
                 .set(d.oldest_age_seconds as i64);
+            Some(d)
         }
-        Err(e) => tracing::warn!(error = %e, "reading queue depth failed"),
+        Err(e) => {
+            tracing::warn!(error = %e, queue = name, "reading queue depth failed");
+            None
+        }
     }
 }

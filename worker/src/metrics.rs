@@ -22,6 +22,7 @@ pub struct WorkerMetrics {
     pub jobs_pruned: IntCounter,
     pub worker_records_pruned: IntCounter,
     pub pool_restarts: IntCounter,
+    pub alerts: alerts::AlertMetrics,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -126,6 +127,7 @@ impl WorkerMetrics {
                 "curtain_worker_pool_restarts_total",
                 "Times the worker pools stopped on their own and were started again.",
             ),
+            alerts: alerts::AlertMetrics::register(&registry),
             registry,
         }
     }

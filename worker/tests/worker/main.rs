@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod alerts;
 mod defects;
 mod faults;
 mod kills;
