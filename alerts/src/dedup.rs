@@ -24,7 +24,13 @@ pub enum Dedup {
 #[must_use]
 pub fn tag(value: &str) -> String {
     let digest = Md5::digest(value.as_bytes());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    digest[..8]
+        .iter()
+        .fold(String::with_capacity(16), |mut out, b| {
+            use std::fmt::Write;
+            let _ = write!(out, "{b:02x}");
+            out
+        })
 }
 
 impl Dedup {
@@ -57,7 +63,9 @@ impl Dedup {
                 redis::cmd("GET").arg(full).query_async(&mut conn).await
             }
             Self::Memory(map) => {
-                let mut map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut map = map
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let now = Instant::now();
                 map.retain(|_, (_, until)| *until > now);
                 Ok(map.get(&full).map(|(v, _)| v.clone()))
@@ -66,7 +74,12 @@ impl Dedup {
     }
 
     /// Sets `key` to `value` for `ttl` unless it is already set.
-    pub async fn mark(&self, key: &str, value: &str, ttl: Duration) -> Result<(), redis::RedisError> {
+    pub async fn mark(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<(), redis::RedisError> {
         let full = self.key(key);
         match self {
             Self::Redis { conn, .. } => {
@@ -82,7 +95,9 @@ impl Dedup {
                 Ok(())
             }
             Self::Memory(map) => {
-                let mut map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut map = map
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 map.entry(full)
                     .or_insert_with(|| (value.to_owned(), Instant::now() + ttl));
                 Ok(())

@@ -22,7 +22,7 @@ use crate::metrics::AlertMetrics;
 /// 429s waited out within one attempt before it is handed back to the queue.
 pub const RATE_LIMIT_RETRIES: usize = 5;
 /// A `retry_after` longer than this is not slept on in the job: the attempt is retried later.
-pub const RATE_LIMIT_WAIT_MAX: Duration = Duration::from_secs(60);
+pub const RATE_LIMIT_WAIT_MAX: Duration = Duration::from_mins(1);
 /// How long a refused webhook is remembered for its delivery.
 const REFUSED_TTL: Duration = Duration::from_hours(24);
 
@@ -104,13 +104,14 @@ impl Deliverer {
                 permanent = Some(reason);
                 continue;
             }
-            match self.deliver_to(job, webhook, &webhook_tag, &mut report).await {
+            match self
+                .deliver_to(job, webhook, &webhook_tag, &mut report)
+                .await
+            {
                 Ok(()) => {}
                 Err(DeliveryError::Permanent(reason)) => {
                     tracing::error!(job.name = jobs::DeliverAlert::NAME, delivery.id = %job.delivery_id, webhook = %webhook_tag, error = %reason, "Discord webhook refused the alert; not retried");
-                    self.dedup
-                        .mark(&refused_key, &reason, REFUSED_TTL)
-                        .await?;
+                    self.dedup.mark(&refused_key, &reason, REFUSED_TTL).await?;
                     permanent = Some(reason);
                 }
                 Err(DeliveryError::Retryable(reason)) => retryable = Some(reason),
@@ -171,7 +172,10 @@ impl Deliverer {
         loop {
             match self.client.send(webhook, message).await {
                 Ok(()) => return Ok(()),
-                Err(SendError::RateLimited { retry_after, global }) => {
+                Err(SendError::RateLimited {
+                    retry_after,
+                    global,
+                }) => {
                     self.metrics.rate_limited.inc();
                     waits += 1;
                     if waits > RATE_LIMIT_RETRIES || retry_after > RATE_LIMIT_WAIT_MAX {
@@ -179,7 +183,12 @@ impl Deliverer {
                             "rate limited {waits} times (last retry_after {retry_after:?})"
                         )));
                     }
-                    tracing::info!(job.name = jobs::DeliverAlert::NAME, retry_after_ms = retry_after.as_millis() as u64, global, "Discord rate limit; waiting");
+                    tracing::info!(
+                        job.name = jobs::DeliverAlert::NAME,
+                        retry_after_ms = retry_after.as_millis() as u64,
+                        global,
+                        "Discord rate limit; waiting"
+                    );
                     tokio::time::sleep(retry_after).await;
                 }
                 Err(e @ SendError::Retryable(_)) => {

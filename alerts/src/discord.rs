@@ -108,7 +108,13 @@ pub fn cut(s: &str, max: usize) -> String {
 }
 
 fn field(name: &str, value: &str, inline: bool) -> Field {
-    let or_dash = |s: &str| if s.trim().is_empty() { "-".to_owned() } else { s.to_owned() };
+    let or_dash = |s: &str| {
+        if s.trim().is_empty() {
+            "-".to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
     Field {
         name: cut(&or_dash(name), FIELD_NAME_MAX),
         value: cut(&or_dash(value), FIELD_VALUE_MAX),
@@ -188,7 +194,9 @@ pub fn embed(alert: &Alert) -> Embed {
         url,
         color,
         fields,
-        timestamp: alert.starts_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        timestamp: alert
+            .starts_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     }
 }
 

@@ -7,7 +7,10 @@ use super::*;
 fn alert(name: &str, status: AlertStatus, labels: usize, text: usize) -> Alert {
     let mut label_map = BTreeMap::from([("alertname".to_owned(), name.to_owned())]);
     for i in 0..labels {
-        label_map.insert(format!("label_{i:02}_{}", "k".repeat(300)), "v".repeat(2000));
+        label_map.insert(
+            format!("label_{i:02}_{}", "k".repeat(300)),
+            "v".repeat(2000),
+        );
     }
     Alert {
         status,
@@ -56,13 +59,24 @@ fn assert_within_limits(message: &Message) {
 #[test]
 fn oversized_alerts_are_cut_to_every_discord_limit() {
     let alerts: Vec<Alert> = (0..12)
-        .map(|i| alert(&format!("A{i}{}", "n".repeat(400)), AlertStatus::Firing, 40, 9000))
+        .map(|i| {
+            alert(
+                &format!("A{i}{}", "n".repeat(400)),
+                AlertStatus::Firing,
+                40,
+                9000,
+            )
+        })
         .collect();
     let g = group(alerts);
     let refs: Vec<&Alert> = g.alerts.iter().collect();
     let rendered = render(&g, &refs);
     let carried: Vec<usize> = rendered.iter().flat_map(|r| r.alerts.clone()).collect();
-    assert_eq!(carried, (0..12).collect::<Vec<_>>(), "every alert once, in order");
+    assert_eq!(
+        carried,
+        (0..12).collect::<Vec<_>>(),
+        "every alert once, in order"
+    );
     for r in &rendered {
         assert_within_limits(&r.message);
         assert_eq!(r.message.embeds.len(), r.alerts.len());
@@ -94,7 +108,10 @@ fn a_resolved_alert_is_green_and_names_its_end() {
     assert!(e.title.starts_with("[RESOLVED] Down"));
     let names: Vec<&str> = e.fields.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names.last(), Some(&"Ended"));
-    assert_eq!(e.url.as_deref(), Some("http://prometheus:9090/graph?g0.expr=up"));
+    assert_eq!(
+        e.url.as_deref(),
+        Some("http://prometheus:9090/graph?g0.expr=up")
+    );
     let firing = embed(&alert("Down", AlertStatus::Firing, 1, 10));
     assert_eq!(firing.color, FIRING_COLOR);
     assert!(!firing.fields.iter().any(|f| f.name == "Ended"));

@@ -108,8 +108,8 @@ async fn webhook(
     body: poem::Body,
     shared: Data<&Arc<Mutex<Shared>>>,
 ) -> Response {
-    let body: Value = serde_json::from_slice(&body.into_vec().await.unwrap_or_default())
-        .unwrap_or(Value::Null);
+    let body: Value =
+        serde_json::from_slice(&body.into_vec().await.unwrap_or_default()).unwrap_or(Value::Null);
     let (reply, index) = {
         let mut s = lock(&shared);
         let reply = s.script.pop_front().unwrap_or(Reply::Ok);

@@ -210,7 +210,10 @@ fn error_response(err: poem::Error) -> Response {
         return json_error(status, "Not found");
     }
     if status == StatusCode::UNAUTHORIZED {
-        return json_error(status, "Missing or malformed Authorization: Bearer <token> header");
+        return json_error(
+            status,
+            "Missing or malformed Authorization: Bearer <token> header",
+        );
     }
     json_error(status, &err.to_string())
 }

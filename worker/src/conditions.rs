@@ -95,7 +95,10 @@ impl Conditions {
         summary: &str,
         description: &str,
     ) -> Result<(), jobs::QueueError> {
-        let key = format!("{}:alerts:condition:{name}", state.config.common.cache_prefix);
+        let key = format!(
+            "{}:alerts:condition:{name}",
+            state.config.common.cache_prefix
+        );
         let mut conn = queue.connection();
         let change: Option<String> = self
             .script
@@ -126,7 +129,11 @@ impl Conditions {
             &state.config.common.instance_name(),
         );
         queue.push_job(&AlertDelivery::new(group)).await?;
-        tracing::warn!(condition = name, status = status.as_str(), "Curtain alert condition changed; delivery enqueued");
+        tracing::warn!(
+            condition = name,
+            status = status.as_str(),
+            "Curtain alert condition changed; delivery enqueued"
+        );
         Ok(())
     }
 }

@@ -99,21 +99,7 @@ pub async fn run(
     );
     alert_queue.promote_all_due().await?;
     let metrics = WorkerMetrics::new(&instance);
-    let alerts = if config.common.discord_webhooks().is_empty() {
-        tracing::warn!("DISCORD_WEBHOOK_URL is not set: this worker delivers no alerts");
-        None
-    } else {
-        let dedup = alerts::dedup::Dedup::redis(alert_queue.connection(), &config.common.cache_prefix);
-        Some(Arc::new(
-            alerts::Deliverer::new(
-                config.common.discord_webhooks(),
-                dedup,
-                Duration::from_secs(config.common.alert_repeat_window_seconds),
-                metrics.alerts.clone(),
-            )
-            .context("Discord client")?,
-        ))
-    };
+    let alerts = jobs::deliver_alert::deliverer(&config, &alert_queue, &metrics)?;
     let state = Arc::new(WorkerState {
         config: config.clone(),
         db,

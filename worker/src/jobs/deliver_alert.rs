@@ -9,6 +9,9 @@
 //! `curtain_alert_deliveries_dead_total` and logged.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
 
 use apalis::layers::WorkerBuilderExt;
 use apalis::prelude::{AbortError, Attempt, BackendExt, BoxDynError, Data, Monitor, WorkerBuilder};
@@ -24,7 +27,9 @@ pub async fn deliver_alert(
 ) -> Result<(), BoxDynError> {
     let Some(deliverer) = state.alerts.as_ref() else {
         // Not reached: the pool is registered only with a webhook configured.
-        return Err(Box::new(AbortError::new("no DISCORD_WEBHOOK_URL configured")));
+        return Err(Box::new(AbortError::new(
+            "no DISCORD_WEBHOOK_URL configured",
+        )));
     };
     match deliverer.deliver(&job).await {
         Ok(report) => {
@@ -48,6 +53,28 @@ pub async fn deliver_alert(
     }
 }
 
+/// The job body's deliverer: markers on the queue's Redis; `None` without a webhook.
+pub fn deliverer(
+    config: &crate::Config,
+    queue: &jobs::JobQueue,
+    metrics: &crate::WorkerMetrics,
+) -> anyhow::Result<Option<Arc<alerts::Deliverer>>> {
+    let webhooks = config.common.discord_webhooks();
+    if webhooks.is_empty() {
+        tracing::warn!("DISCORD_WEBHOOK_URL is not set: this worker delivers no alerts");
+        return Ok(None);
+    }
+    let dedup = alerts::dedup::Dedup::redis(queue.connection(), &config.common.cache_prefix);
+    let deliverer = alerts::Deliverer::new(
+        webhooks,
+        dedup,
+        Duration::from_secs(config.common.alert_repeat_window_seconds),
+        metrics.alerts.clone(),
+    )
+    .context("Discord client")?;
+    Ok(Some(Arc::new(deliverer)))
+}
+
 /// The alert pool, on the alert queue of the click storage's Redis; none without a webhook
 /// (the jobs then wait for a worker that has one).
 pub fn register(
@@ -63,11 +90,14 @@ pub fn register(
         .with_config(jobs::queue::queue_config(&state.config.common.alert_queue));
     let poll = state.config.poll_interval;
     let state = state.clone();
-    monitor.register_n(state.config.alert_concurrency.max(1), move |index, _restarts| {
-        WorkerBuilder::new(super::unique_name(DeliverAlert::NAME, index))
-            .backend(storage.clone().poll_with_interval(poll))
-            .concurrency(1)
-            .data(state.clone())
-            .build(deliver_alert)
-    })
+    monitor.register_n(
+        state.config.alert_concurrency.max(1),
+        move |index, _restarts| {
+            WorkerBuilder::new(super::unique_name(DeliverAlert::NAME, index))
+                .backend(storage.clone().poll_with_interval(poll))
+                .concurrency(1)
+                .data(state.clone())
+                .build(deliver_alert)
+        },
+    )
 }
