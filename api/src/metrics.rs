@@ -1,8 +1,14 @@
 //! Prometheus metrics of the api process: HTTP requests by route template (never the raw
-//! path), click-path counters and the process collector. `/metrics` itself is not counted.
+//! path), click-path counters, counter-shard failures and the process collector. `/metrics`
+//! itself is not counted.
+//!
+//! Labels: only the two HTTP families carry `instance` (the contract requires it; Prometheus
+//! scrapes the api with `honor_labels: true` so it is kept, see monitoring/prometheus.yml).
+//! No other family may carry `instance` or `job`. The hot-path series are created at start-up
+//! ([`Metrics::hot_redirect`]), so both HTTP families are exported from the first scrape.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use poem::PathPattern;
@@ -11,6 +17,8 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
     TextEncoder,
 };
+
+use storage::counters::ShardStats;
 
 use crate::clicks::ClickMetrics;
 
@@ -23,6 +31,10 @@ pub struct Metrics {
     pub clicks: ClickMetrics,
     pub alerts: alerts::AlertMetrics,
     pub templates: RouteTemplates,
+    shard_failures: IntCounter,
+    shard_failovers: IntCounter,
+    /// The shard stats last mirrored into the two counters above.
+    shards_seen: Arc<Mutex<ShardStats>>,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -50,12 +62,12 @@ impl Metrics {
         let duration = HistogramVec::new(
             HistogramOpts::new(
                 "http_request_duration_seconds",
-                "HTTP request latency, by route template.",
+                "HTTP request latency, by route template and status.",
             )
             .buckets(vec![
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
             ]),
-            &["method", "path", "instance"],
+            &["method", "path", "status_code", "instance"],
         )
         .unwrap_or_else(|e| panic!("{e}"));
         registry
@@ -100,6 +112,17 @@ impl Metrics {
         let alerts = alerts::AlertMetrics::register(&registry);
         Self {
             alerts,
+            shard_failures: counter(
+                &registry,
+                "curtain_counter_shard_failures_total",
+                "Counter-shard calls of this process that failed (reads fan out to every shard).",
+            ),
+            shard_failovers: counter(
+                &registry,
+                "curtain_counter_shard_failovers_total",
+                "Counter updates written to a failover shard because the owner failed.",
+            ),
+            shards_seen: Arc::default(),
             registry,
             requests,
             duration,
@@ -107,6 +130,24 @@ impl Metrics {
             clicks,
             templates: RouteTemplates::default(),
         }
+    }
+
+    /// The text exposition of every metric, with the counter-shard totals `shards` (read from
+    /// the process' counters) mirrored in first.
+    #[must_use]
+    pub fn render_with_shards(&self, shards: ShardStats) -> String {
+        {
+            let mut seen = self
+                .shards_seen
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            self.shard_failures
+                .inc_by(shards.failures.saturating_sub(seen.failures));
+            self.shard_failovers
+                .inc_by(shards.failovers.saturating_sub(seen.failovers));
+            *seen = shards;
+        }
+        self.render()
     }
 
     /// The text exposition of every metric.
@@ -126,7 +167,7 @@ impl Metrics {
                 self.requests
                     .with_label_values(&[method, HOT_PATH, "302", &self.instance]),
                 self.duration
-                    .with_label_values(&[method, HOT_PATH, &self.instance]),
+                    .with_label_values(&[method, HOT_PATH, "302", &self.instance]),
             )
         };
         HotRedirectMetrics {
@@ -140,7 +181,7 @@ impl Metrics {
             .with_label_values(&[method, path, status.as_str(), &self.instance])
             .inc();
         self.duration
-            .with_label_values(&[method, path, &self.instance])
+            .with_label_values(&[method, path, status.as_str(), &self.instance])
             .observe(seconds);
     }
 }

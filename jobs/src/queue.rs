@@ -26,10 +26,6 @@ use crate::click::{ClickBatch, RecordClicks};
 /// Jobs promoted per script call: far below Lua's `unpack()` limit.
 pub const PROMOTE_CHUNK: usize = 1_000;
 
-/// Executions of a job before apalis-redis moves it to `<q>:dead` (hard-coded there: failed
-/// jobs come back after 1, 2, 3 ... s until this many attempts).
-pub const MAX_ATTEMPTS: usize = 25;
-
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("queue redis: {0}")]
@@ -65,15 +61,27 @@ impl QueueDepth {
     }
 }
 
+/// Worker heartbeat of [`queue_config`]; a worker silent for `MISSED_HEARTBEATS` of them is dead.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+const MISSED_HEARTBEATS: usize = 3;
+
+/// Executions of a job before apalis-redis moves it to the dead set (hard-coded there: its
+/// `max_attempts` is ignored). An execution that fails with a lower attempt number is retried.
+pub const MAX_ATTEMPTS: usize = 25;
+
 /// The apalis-redis configuration shared by producers and consumers of a queue.
 #[must_use]
 pub fn queue_config(queue: &str) -> apalis_redis::Config {
     apalis_redis::Config::default()
         .queue(queue)
         // Orphans of a killed worker come back after 1 s x 3 missed beats, not 300 s.
-        .heartbeat_interval(Duration::from_secs(1))
-        .missed_heartbeats(3)
-        .batch_size(4)
+        .heartbeat_interval(HEARTBEAT)
+        .missed_heartbeats(MISSED_HEARTBEATS)
+        // One job per fetch: apalis' worker state machine sends heartbeats and acks only
+        // between fetches, so a worker holding several fetched jobs goes silent until it has
+        // run them all (long enough, under load, to be taken for dead), and a kill makes every
+        // finished-but-unacked one run again.
+        .batch_size(1)
         .emit_events(false)
 }
 
@@ -367,5 +375,201 @@ impl JobQueue {
             done,
             oldest_age_seconds,
         })
+    }
+
+    /// Workers (of every process) whose last heartbeat is within `heartbeat_interval x
+    /// missed_heartbeats`: the ones apalis-redis does not yet treat as dead.
+    pub async fn workers_alive(&self) -> Result<u64, QueueError> {
+        let mut conn = self.conn.clone();
+        let grace = HEARTBEAT.as_secs() * MISSED_HEARTBEATS as u64;
+        let alive: u64 = redis::cmd("ZCOUNT")
+            .arg(self.config.workers_set())
+            .arg(now_secs().saturating_sub(grace))
+            .arg("+inf")
+            .query_async(&mut conn)
+            .await?;
+        Ok(alive)
+    }
+}
+
+/// Re-enqueues the in-flight sets of workers that are no longer registered. apalis-redis only
+/// recovers the jobs of a worker it still finds in `<q>:workers` (and removes it there in the
+/// same step), so an in-flight set whose worker left the set any other way would hold its
+/// jobs for good.
+/// KEYS: in-flight sets found by SCAN. ARGV[1]: workers set, ARGV[2]: in-flight prefix
+/// (`<q>:inflight:`), ARGV[3]: active list, ARGV[4]: signal list.
+const RECOVER_UNOWNED: &str = r"
+local moved = 0
+for _, key in ipairs(KEYS) do
+  local name = string.sub(key, #ARGV[2] + 1)
+  if not redis.call('ZSCORE', ARGV[1], name) then
+    local ids = redis.call('SMEMBERS', key)
+    for i = 1, #ids, 1000 do
+      redis.call('RPUSH', ARGV[3], unpack(ids, i, math.min(i + 999, #ids)))
+    end
+    redis.call('DEL', key)
+    moved = moved + #ids
+  end
+end
+if moved > 0 then
+  redis.call('DEL', ARGV[4])
+  redis.call('LPUSH', ARGV[4], 1)
+end
+return moved
+";
+
+/// Of the given job ids (from `HKEYS <q>:data`), re-enqueues those that are nowhere: not
+/// ready, scheduled, held by a registered worker, finished or dead. Every transition of a
+/// job is one atomic script, so at the instant this runs a job in none of them can only be
+/// stranded; nothing would ever run it again. Ids pruned meanwhile (gone from the data hash)
+/// are skipped.
+/// KEYS[1] data hash, [2] active list, [3] scheduled set, [4] done set, [5] dead set,
+/// [6] workers set, [7] signal list. ARGV[1]: in-flight prefix, ARGV[2..]: job ids.
+const RECOVER_STRANDED: &str = r"
+local workers = redis.call('ZRANGE', KEYS[6], 0, -1)
+local moved = 0
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  local home = redis.call('HEXISTS', KEYS[1], id) == 0
+    or redis.call('SISMEMBER', KEYS[4], id) == 1
+    or redis.call('SISMEMBER', KEYS[5], id) == 1
+    or redis.call('ZSCORE', KEYS[3], id)
+  if not home then
+    for _, w in ipairs(workers) do
+      if redis.call('SISMEMBER', ARGV[1] .. w, id) == 1 then
+        home = true
+        break
+      end
+    end
+  end
+  if not home and not redis.call('LPOS', KEYS[2], id) then
+    redis.call('RPUSH', KEYS[2], id)
+    moved = moved + 1
+  end
+end
+if moved > 0 then
+  redis.call('DEL', KEYS[7])
+  redis.call('LPUSH', KEYS[7], 1)
+end
+return moved
+";
+
+/// Moves dead jobs back to the schedule, due at `ARGV[1]` (now), with their attempts reset, so
+/// apalis-redis' back-off starts over: it buries a job after 25 failed attempts (about five
+/// minutes), and a click job only fails while a dependency is down, so burying it would lose
+/// clicks.
+/// KEYS[1] dead set, [2] scheduled set. ARGV[1]: when, ARGV[2]: metadata prefix, ARGV[3]: at most.
+const REDRIVE_DEAD: &str = r"
+local ids = redis.call('SPOP', KEYS[1], tonumber(ARGV[3]))
+for _, id in ipairs(ids) do
+  redis.call('ZADD', KEYS[2], tonumber(ARGV[1]), id)
+  redis.call('HSET', ARGV[2] .. ':' .. id, 'attempts', 0, 'status', 'Pending')
+end
+return #ids
+";
+
+/// Ready jobs above which [`JobQueue::recover_stranded`] waits: a stranded job only matters
+/// once the backlog ahead of it is gone, and checking each id against a long ready list costs
+/// that list's length.
+pub const STRANDED_SWEEP_MAX_READY: u64 = 1_000;
+/// Stored jobs (pending and finished-not-yet-pruned) above which it waits too.
+pub const STRANDED_SWEEP_MAX_JOBS: u64 = 20_000;
+
+impl ClickQueue {
+    /// Re-enqueues the in-flight sets of unregistered workers and every job that is nowhere
+    /// (see [`RECOVER_UNOWNED`], [`RECOVER_STRANDED`]). One full pass; returns the jobs moved.
+    /// Skips the second part while more than [`STRANDED_SWEEP_MAX_READY`] jobs are ready.
+    pub async fn recover_stranded(&self) -> Result<u64, QueueError> {
+        let mut conn = self.conn.clone();
+        let inflight_prefix = format!("{}:", self.config.inflight_jobs_set());
+        let mut moved = 0;
+        let unowned = redis::Script::new(RECOVER_UNOWNED);
+        for keys in scan_keys(&mut conn, &format!("{inflight_prefix}*")).await? {
+            let mut script = unowned.prepare_invoke();
+            for key in &keys {
+                script.key(key);
+            }
+            let n: u64 = script
+                .arg(self.config.workers_set())
+                .arg(&inflight_prefix)
+                .arg(self.config.active_jobs_list())
+                .arg(self.config.signal_list())
+                .invoke_async(&mut conn)
+                .await?;
+            moved += n;
+        }
+        let data = self.config.job_data_hash();
+        let (ready, jobs): (u64, u64) = redis::pipe()
+            .cmd("LLEN")
+            .arg(self.config.active_jobs_list())
+            .cmd("HLEN")
+            .arg(&data)
+            .query_async(&mut conn)
+            .await?;
+        if ready > STRANDED_SWEEP_MAX_READY || jobs > STRANDED_SWEEP_MAX_JOBS {
+            return Ok(moved);
+        }
+        // Ids only (HSCAN would carry every payload along).
+        let ids: Vec<String> = redis::cmd("HKEYS")
+            .arg(&data)
+            .query_async(&mut conn)
+            .await?;
+        for chunk in ids.chunks(500) {
+            let n: u64 = redis::Script::new(RECOVER_STRANDED)
+                .key(&data)
+                .key(self.config.active_jobs_list())
+                .key(self.config.scheduled_jobs_set())
+                .key(self.config.done_jobs_set())
+                .key(self.config.dead_jobs_set())
+                .key(self.config.workers_set())
+                .key(self.config.signal_list())
+                .arg(&inflight_prefix)
+                .arg(chunk)
+                .invoke_async(&mut conn)
+                .await?;
+            moved += n;
+        }
+        Ok(moved)
+    }
+
+    /// Moves up to `limit` dead jobs back to the schedule, due now, attempts reset. Returns how
+    /// many.
+    pub async fn redrive_dead(&self, limit: usize) -> Result<u64, QueueError> {
+        let mut conn = self.conn.clone();
+        let n: u64 = redis::Script::new(REDRIVE_DEAD)
+            .key(self.config.dead_jobs_set())
+            .key(self.config.scheduled_jobs_set())
+            .arg(now_secs())
+            .arg(self.config.job_meta_hash())
+            .arg(limit)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(n)
+    }
+}
+
+/// Every page of `SCAN MATCH pattern`.
+async fn scan_keys(
+    conn: &mut ConnectionManager,
+    pattern: &str,
+) -> Result<Vec<Vec<String>>, QueueError> {
+    let mut pages = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(500)
+            .query_async(conn)
+            .await?;
+        if !page.is_empty() {
+            pages.push(page);
+        }
+        if next == 0 {
+            return Ok(pages);
+        }
+        cursor = next;
     }
 }

@@ -2,9 +2,12 @@
 //! unique visitors. In production they live on Redis shards chosen by the [`HashRing`]; in the
 //! embedded default, in process.
 //!
-//! Applying a batch is idempotent: a marker keyed by the batch id and the owning shard is set in
-//! the same Lua script as the increments, and markers on every other shard are checked first,
-//! so a retried or re-delivered batch never counts twice, even across a failover. A failing
+//! Applying a batch is idempotent per (batch, owning shard), wherever the batch landed: a marker
+//! keyed by both is set in the same Lua script as the increments (so the shard written to
+//! checks it atomically). A batch may have been counted before only if its events were already
+//! in the database ([`Delivery::Again`]): then every shard is asked for the marker first, and
+//! if one cannot be asked (it may hold the earlier count) the update waits for it rather than
+//! risk counting twice. A first delivery fails over freely. A failing
 //! shard is skipped for a second and its keys go clockwise to the next shard; reads fan out to
 //! every shard and add up (uniques are the union of the shards' HyperLogLogs), so counters
 //! written during a failover are still found.
@@ -29,6 +32,8 @@ const SHARD_BACKOFF: Duration = Duration::from_secs(1);
 pub enum CounterError {
     #[error("no click-counter shard is reachable")]
     NoShard,
+    #[error("counter shard {0} cannot be asked whether it already counted this batch")]
+    Unverifiable(usize),
     #[error("counter shard {0}: {1}")]
     Redis(usize, redis::RedisError),
 }
@@ -54,6 +59,16 @@ fn hour_start(hour: i64) -> NaiveDateTime {
         .map_or_else(NaiveDateTime::default, |d| d.naive_utc())
 }
 
+/// Whether a batch can have been counted before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Its clicks were not in the database yet: no earlier run got as far as the counters.
+    First,
+    /// Its clicks were already stored (a retry or a re-delivery): it may have been counted,
+    /// on whichever shard took it then.
+    Again,
+}
+
 /// Shard failure and failover counts, for metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ShardStats {
@@ -77,14 +92,19 @@ impl Counters {
         Ok(Self::Sharded(ShardedCounters::new(shards, prefix)?))
     }
 
-    /// Counts a batch once, whatever how often it is applied.
-    pub async fn apply(&self, batch_id: &str, clicks: &[Click]) -> Result<(), CounterError> {
+    /// Counts a batch once, however often it is applied.
+    pub async fn apply(
+        &self,
+        batch_id: &str,
+        clicks: &[Click],
+        delivery: Delivery,
+    ) -> Result<(), CounterError> {
         match self {
             Self::Memory(m) => {
                 m.apply(batch_id, clicks);
                 Ok(())
             }
-            Self::Sharded(s) => s.apply(batch_id, clicks).await,
+            Self::Sharded(s) => s.apply(batch_id, clicks, delivery).await,
         }
     }
 
@@ -257,38 +277,61 @@ impl ShardedCounters {
             .unwrap_or_else(std::sync::PoisonError::into_inner));
     }
 
-    /// A connection to shard `i`, or `None` while it is failing.
+    /// A connection to shard `i`, or `None` while it is failing. A shard that was failing is
+    /// first probed with a `PING` (harmless if it goes unanswered), so a write is only sent to
+    /// a shard that answers again.
     async fn conn(&self, i: usize) -> Option<ConnectionManager> {
         let shard = &self.shards[i];
-        if let Some(until) = *shard
-            .down_until
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            && Instant::now() < until
-        {
-            return None;
-        }
+        let was_down = {
+            let down = shard
+                .down_until
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match *down {
+                Some(until) if Instant::now() < until => return None,
+                Some(_) => true,
+                None => false,
+            }
+        };
         let mut guard = shard.conn.lock().await;
-        if let Some(conn) = guard.as_ref() {
-            return Some(conn.clone());
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(SHARD_TIMEOUT))
-            .set_response_timeout(Some(SHARD_TIMEOUT))
-            .set_number_of_retries(0);
-        if let Ok(Ok(conn)) = tokio::time::timeout(
-            SHARD_TIMEOUT * 2,
-            shard.client.get_connection_manager_with_config(config),
-        )
-        .await
-        {
-            *guard = Some(conn.clone());
-            Some(conn)
+        let conn = if let Some(conn) = guard.as_ref() {
+            conn.clone()
         } else {
-            drop(guard);
-            self.mark_down(i);
-            None
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(SHARD_TIMEOUT))
+                .set_response_timeout(Some(SHARD_TIMEOUT))
+                .set_number_of_retries(0);
+            if let Ok(Ok(conn)) = tokio::time::timeout(
+                SHARD_TIMEOUT * 2,
+                shard.client.get_connection_manager_with_config(config),
+            )
+            .await
+            {
+                *guard = Some(conn.clone());
+                conn
+            } else {
+                drop(guard);
+                self.mark_down(i);
+                return None;
+            }
+        };
+        drop(guard);
+        if was_down {
+            let mut probe = conn.clone();
+            if redis::cmd("PING")
+                .query_async::<String>(&mut probe)
+                .await
+                .is_err()
+            {
+                self.mark_down(i);
+                return None;
+            }
+            *shard
+                .down_until
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         }
+        Some(conn)
     }
 
     fn mark_down(&self, i: usize) {
@@ -308,7 +351,12 @@ impl ShardedCounters {
         format!("{}batch:{batch_id}:shard{owner}", self.prefix)
     }
 
-    async fn apply(&self, batch_id: &str, clicks: &[Click]) -> Result<(), CounterError> {
+    async fn apply(
+        &self,
+        batch_id: &str,
+        clicks: &[Click],
+        delivery: Delivery,
+    ) -> Result<(), CounterError> {
         // Group by owning shard, then by (code, hour).
         let mut groups: ShardGroups = BTreeMap::new();
         for click in clicks {
@@ -325,7 +373,7 @@ impl ShardedCounters {
         }
         for (owner, entries) in groups {
             let marker = self.marker(batch_id, owner);
-            if self.marker_anywhere(&marker, owner).await {
+            if delivery == Delivery::Again && self.marker_on_some_shard(&marker).await? {
                 continue;
             }
             let mut invocation = self.apply_script.prepare_invoke();
@@ -343,6 +391,10 @@ impl ShardedCounters {
                     .arg(visitors.len())
                     .arg(visitors);
             }
+            // Fail over only past shards the script was never sent to. A shard that took the
+            // script and then failed to answer (a timeout, a dropped connection) may still run
+            // it: counting it elsewhere too would count it twice, so the batch is retried and
+            // the retry asks every shard for the marker first.
             let mut applied = false;
             for (attempt, shard) in self
                 .ring
@@ -368,8 +420,9 @@ impl ShardedCounters {
                         break;
                     }
                     Err(e) => {
-                        tracing::warn!(shard, error = %e, "counter update failed");
+                        tracing::warn!(shard, error = %e, "counter update failed; the batch will be retried");
                         self.mark_down(shard);
+                        return Err(CounterError::Redis(shard, e));
                     }
                 }
             }
@@ -380,20 +433,28 @@ impl ShardedCounters {
         Ok(())
     }
 
-    /// True if a batch marker already exists on a shard other than the owner (a failover
-    /// applied it there); the owner's own marker is checked atomically by the script.
-    async fn marker_anywhere(&self, marker: &str, owner: usize) -> bool {
-        for shard in (0..self.shards.len()).filter(|s| *s != owner) {
-            if let Some(mut conn) = self.conn(shard).await
-                && let Ok(true) = redis::cmd("EXISTS")
-                    .arg(marker)
-                    .query_async::<bool>(&mut conn)
-                    .await
+    /// Whether any shard holds `marker` (an earlier run counted the group there, on the owner
+    /// or wherever it failed over to). A shard that cannot be asked may hold it: an error, so
+    /// the batch is retried once it answers, never counted a second time meanwhile.
+    async fn marker_on_some_shard(&self, marker: &str) -> Result<bool, CounterError> {
+        for shard in 0..self.shards.len() {
+            let Some(mut conn) = self.conn(shard).await else {
+                return Err(CounterError::Unverifiable(shard));
+            };
+            match redis::cmd("EXISTS")
+                .arg(marker)
+                .query_async::<bool>(&mut conn)
+                .await
             {
-                return true;
+                Ok(true) => return Ok(true),
+                Ok(false) => {}
+                Err(_) => {
+                    self.mark_down(shard);
+                    return Err(CounterError::Unverifiable(shard));
+                }
             }
         }
-        false
+        Ok(false)
     }
 
     async fn read(&self, code: &str, now: NaiveDateTime) -> Realtime {

@@ -14,7 +14,7 @@ use sea_orm::{
 };
 
 use crate::cache::Cache;
-use crate::counters::{CounterError, Counters};
+use crate::counters::{CounterError, Counters, Delivery};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -89,7 +89,14 @@ pub async fn ingest(
             .await?;
     }
     if !clicks.is_empty() {
-        counters.apply(&batch.batch_id, &clicks).await?;
+        // Events come first, so if none of these clicks was stored before, no earlier run can
+        // have reached the counters; otherwise the counters must check where it did.
+        let delivery = if inserted == clicks.len() as u64 {
+            Delivery::First
+        } else {
+            Delivery::Again
+        };
+        counters.apply(&batch.batch_id, &clicks, delivery).await?;
         let touched: Vec<i64> = ids.into_iter().filter(|id| live.contains(id)).collect();
         cache.invalidate_analytics(&touched).await;
     }

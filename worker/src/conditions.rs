@@ -1,10 +1,12 @@
 //! Curtain's own alert conditions, delivered to Discord by the same `deliver_alert` job as
-//! Alertmanager's alerts: dead click jobs (clicks that will never be ingested without an
-//! operator) and a click backlog older than `CLICK_BACKLOG_ALERT_SECONDS`.
+//! Alertmanager's alerts: dead click jobs (batches that failed 25 times: found in the dead
+//! set, or re-driven from it) and a click backlog older than `CLICK_BACKLOG_ALERT_SECONDS`.
 //!
 //! Every worker checks them on its housekeeping tick; the state of each condition lives in
 //! Redis and changes in one script, so of several workers exactly one sees a transition and
-//! enqueues it: `firing` once when the condition starts, `resolved` once when it ends.
+//! enqueues it: `firing` once when the condition starts, `resolved` once it has not held for
+//! `CONDITION_RESOLVE_SECONDS` (by any worker: the one that re-drove dead jobs is not the
+//! only one looking).
 
 use std::sync::Arc;
 
@@ -13,20 +15,34 @@ use jobs::{AlertDelivery, AlertGroup, AlertStatus, JobQueue, QueueDepth};
 
 use crate::WorkerState;
 
-/// KEYS[1]: the condition's state. ARGV[1]: 1 if it holds now, ARGV[2]: now (unix seconds).
+/// KEYS[1]: the condition's state (`firing:<since>:<last seen>` or `ok`). ARGV[1]: 1 if it
+/// holds now, ARGV[2]: now (unix seconds), ARGV[3]: seconds without it before it resolves.
 /// Returns `firing:<since>` / `resolved:<since>` on a transition, nil otherwise.
 const TRANSITION: &str = r"
-local old = redis.call('GET', KEYS[1])
-local was_firing = old and string.sub(old, 1, 7) == 'firing:'
+local old = redis.call('GET', KEYS[1]) or 'ok'
+local since, last = string.match(old, '^firing:(%d+):(%d+)$')
 if ARGV[1] == '1' then
-  if was_firing then return false end
-  redis.call('SET', KEYS[1], 'firing:' .. ARGV[2])
+  if since then
+    redis.call('SET', KEYS[1], 'firing:' .. since .. ':' .. ARGV[2])
+    return false
+  end
+  redis.call('SET', KEYS[1], 'firing:' .. ARGV[2] .. ':' .. ARGV[2])
   return 'firing:' .. ARGV[2]
 end
-if not was_firing then return false end
+if not since then return false end
+if tonumber(ARGV[2]) - tonumber(last) < tonumber(ARGV[3]) then return false end
 redis.call('SET', KEYS[1], 'ok')
-return 'resolved:' .. string.sub(old, 8)
+return 'resolved:' .. since
 ";
+
+/// What this tick saw of the click queue.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ClickHealth {
+    /// Its depth, if it could be read.
+    pub depth: Option<QueueDepth>,
+    /// Dead jobs re-driven this tick (they failed 25 times).
+    pub redriven: u64,
+}
 
 pub struct Conditions {
     queue: Option<Arc<JobQueue>>,
@@ -48,21 +64,21 @@ impl Conditions {
         }
     }
 
-    /// Checks every condition against the click queue's depth.
-    pub async fn check(&mut self, state: &WorkerState, clicks: &QueueDepth) {
-        let Some(queue) = self.queue.clone() else {
+    /// Checks every condition against what this tick saw of the click queue.
+    pub async fn check(&mut self, state: &WorkerState, health: &ClickHealth) {
+        let (Some(queue), Some(clicks)) = (self.queue.clone(), health.depth) else {
             return;
         };
+        let dead = clicks.dead + health.redriven;
         let threshold = state.config.backlog_alert_seconds;
         let click_queue = &state.config.common.click_queue;
         let checks = [
             (
                 "CurtainDeadClickJobs",
-                clicks.dead > 0,
-                "Click jobs are dead".to_owned(),
+                dead > 0,
+                "Click jobs failed 25 times".to_owned(),
                 format!(
-                    "{} click batches in `{click_queue}:dead` failed 25 times and will not be retried: their clicks are not counted until an operator replays them.",
-                    clicks.dead
+                    "{dead} click batches of `{click_queue}` failed 25 times in a row (they are scheduled again): ingestion is failing, see the worker logs."
                 ),
             ),
             (
@@ -105,6 +121,7 @@ impl Conditions {
             .key(key)
             .arg(u8::from(holds))
             .arg(Utc::now().timestamp())
+            .arg(state.config.condition_resolve_seconds)
             .invoke_async(&mut conn)
             .await?;
         let Some((status, since)) = change.as_deref().and_then(|c| c.split_once(':')) else {

@@ -33,6 +33,10 @@ pub struct Config {
     #[arg(long, env = "CLICK_BACKLOG_ALERT_SECONDS", default_value_t = 300)]
     pub backlog_alert_seconds: u64,
 
+    /// Curtain's own alert conditions resolve once they have not held for this many seconds.
+    #[arg(long, env = "CONDITION_RESOLVE_SECONDS", default_value_t = 300)]
+    pub condition_resolve_seconds: u64,
+
     /// How often an idle worker looks for jobs, in milliseconds.
     #[arg(long, env = "WORKER_POLL_MS", default_value = "50", value_parser = parse_millis)]
     pub poll_interval: Duration,

@@ -98,7 +98,8 @@ pub async fn run(
             .context("REDIS_URL (alert queue)")?,
     );
     alert_queue.promote_all_due().await?;
-    let metrics = WorkerMetrics::new(&instance);
+    let metrics = WorkerMetrics::new(&config.common.click_queue);
+    let _ = metrics.queue(&config.common.alert_queue);
     let alerts = jobs::deliver_alert::deliverer(&config, &alert_queue, &metrics)?;
     let state = Arc::new(WorkerState {
         config: config.clone(),

@@ -1,28 +1,140 @@
-//! Prometheus metrics of `curtain-worker`: jobs, ingestion, lag, queue depth read from the keys,
-//! and counter-shard failures. Names follow Prometheus conventions; labels carry the queue and
-//! the instance, never a short code.
+//! Prometheus metrics of `curtain-worker`: per-queue job outcomes and durations, queue depth,
+//! age and live workers read from the Redis keys, ingestion and its lag, counter-shard
+//! failures and pool restarts, plus the process collector.
+//!
+//! Rules: every `curtain_queue_*` family carries a `queue` label and nothing else identifies a
+//! process: no `instance` or `job` label (Prometheus sets those from the scrape target, and a
+//! constant one here would collide with them). Every label set is created at start-up
+//! ([`WorkerMetrics::queue`]), so each family is exported from the first scrape, before any
+//! job ran; the monitoring check in CI relies on it.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
+
+/// Depth states of [`WorkerMetrics::queue_jobs`]; together they partition a queue's jobs.
+pub const QUEUE_STATES: [&str; 6] = ["ready", "due", "scheduled", "running", "dead", "done"];
 
 #[derive(Clone)]
 pub struct WorkerMetrics {
     registry: Registry,
-    pub jobs_done: IntCounter,
-    pub job_failures: IntCounter,
+    per_queue: QueueFamilies,
+    /// The series of the click queue, resolved once.
+    pub clicks: QueueSeries,
     pub clicks_ingested: IntCounter,
     pub clicks_dropped_deleted: IntCounter,
-    pub job_seconds: Histogram,
     pub ingest_lag_seconds: Histogram,
+    /// `{queue, state}`: see [`QUEUE_STATES`].
     pub queue_jobs: IntGaugeVec,
     pub queue_oldest_age_seconds: IntGaugeVec,
+    pub workers_alive: IntGaugeVec,
     pub shard_failures: IntCounter,
     pub shard_failovers: IntCounter,
-    pub jobs_pruned: IntCounter,
-    pub worker_records_pruned: IntCounter,
     pub pool_restarts: IntCounter,
     pub alerts: alerts::AlertMetrics,
+}
+
+/// One queue's job counters and duration histogram.
+#[derive(Clone)]
+pub struct QueueSeries {
+    /// Executions that succeeded.
+    pub processed: IntCounter,
+    /// Executions that returned an error.
+    pub failed: IntCounter,
+    /// Failed executions the queue runs again (the rest go to the dead set).
+    pub retried: IntCounter,
+    /// Duration of every execution, successful or not.
+    pub duration: Histogram,
+    /// Finished jobs deleted from Redis.
+    pub pruned: IntCounter,
+    /// Metadata hashes of dead workers deleted from Redis.
+    pub worker_records_pruned: IntCounter,
+    /// Jobs found stranded (nowhere, or held by an unregistered worker) and put back.
+    pub stranded_recovered: IntCounter,
+    /// Jobs apalis-redis buried after 25 attempts that were scheduled again.
+    pub dead_redriven: IntCounter,
+}
+
+/// The `{queue}` families behind [`QueueSeries`].
+#[derive(Clone)]
+struct QueueFamilies {
+    processed: IntCounterVec,
+    failed: IntCounterVec,
+    retried: IntCounterVec,
+    duration: HistogramVec,
+    pruned: IntCounterVec,
+    worker_records_pruned: IntCounterVec,
+    stranded_recovered: IntCounterVec,
+    dead_redriven: IntCounterVec,
+}
+
+impl QueueFamilies {
+    fn register(registry: &Registry, buckets: &[f64]) -> Self {
+        let counters = |name: &str, help: &str| {
+            reg(
+                registry,
+                IntCounterVec::new(Opts::new(name, help), &["queue"])
+                    .unwrap_or_else(|e| panic!("{e}")),
+            )
+        };
+        Self {
+            processed: counters(
+                "curtain_queue_jobs_processed_total",
+                "Job executions that succeeded.",
+            ),
+            failed: counters(
+                "curtain_queue_jobs_failed_total",
+                "Job executions that returned an error.",
+            ),
+            retried: counters(
+                "curtain_queue_jobs_retried_total",
+                "Failed job executions the queue schedules again (the others go to the dead set).",
+            ),
+            duration: reg(
+                registry,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "curtain_queue_job_duration_seconds",
+                        "Duration of one job execution, successful or not.",
+                    )
+                    .buckets(buckets.to_vec()),
+                    &["queue"],
+                )
+                .unwrap_or_else(|e| panic!("{e}")),
+            ),
+            pruned: counters(
+                "curtain_queue_jobs_pruned_total",
+                "Finished jobs deleted from Redis.",
+            ),
+            worker_records_pruned: counters(
+                "curtain_queue_worker_records_pruned_total",
+                "Metadata of dead workers deleted from Redis (apalis-redis leaves it behind).",
+            ),
+            stranded_recovered: counters(
+                "curtain_queue_stranded_jobs_recovered_total",
+                "Jobs found in no list or set, or held by a worker no longer registered, and \
+                 put back on the queue.",
+            ),
+            dead_redriven: counters(
+                "curtain_queue_dead_jobs_redriven_total",
+                "Jobs apalis-redis buried after 25 failed attempts that were scheduled again.",
+            ),
+        }
+    }
+
+    fn series(&self, queue: &str) -> QueueSeries {
+        QueueSeries {
+            processed: self.processed.with_label_values(&[queue]),
+            failed: self.failed.with_label_values(&[queue]),
+            retried: self.retried.with_label_values(&[queue]),
+            duration: self.duration.with_label_values(&[queue]),
+            pruned: self.pruned.with_label_values(&[queue]),
+            worker_records_pruned: self.worker_records_pruned.with_label_values(&[queue]),
+            stranded_recovered: self.stranded_recovered.with_label_values(&[queue]),
+            dead_redriven: self.dead_redriven.with_label_values(&[queue]),
+        }
+    }
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -33,26 +145,15 @@ fn reg<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, me
 }
 
 impl WorkerMetrics {
-    /// Builds the registry; definitions are constants, so a failure here is a programming
-    /// error that every test would catch.
+    /// Builds the registry with the label sets of `click_queue` created. Definitions are
+    /// constants, so a failure here is a programming error that every test would catch.
     #[must_use]
-    pub fn new(instance: &str) -> Self {
-        let registry = Registry::new_custom(
-            None,
-            Some([("instance".to_owned(), instance.to_owned())].into()),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+    pub fn new(click_queue: &str) -> Self {
+        let registry = Registry::new();
         let counter = |name: &str, help: &str| {
             reg(
                 &registry,
                 IntCounter::new(name, help).unwrap_or_else(|e| panic!("{e}")),
-            )
-        };
-        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
-            reg(
-                &registry,
-                Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
-                    .unwrap_or_else(|e| panic!("{e}")),
             )
         };
         let gauges = |name: &str, help: &str, labels: &[&str]| {
@@ -70,15 +171,11 @@ impl WorkerMetrics {
         let seconds = vec![
             0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
         ];
-        Self {
-            jobs_done: counter(
-                "curtain_worker_jobs_done_total",
-                "Jobs finished successfully.",
-            ),
-            job_failures: counter(
-                "curtain_worker_job_failures_total",
-                "Job executions that failed (and will be retried).",
-            ),
+        let per_queue = QueueFamilies::register(&registry, &seconds);
+        let clicks = per_queue.series(click_queue);
+        let metrics = Self {
+            clicks,
+            per_queue,
             clicks_ingested: counter(
                 "curtain_worker_clicks_ingested_total",
                 "Clicks inserted as redirect events.",
@@ -87,24 +184,33 @@ impl WorkerMetrics {
                 "curtain_worker_clicks_dropped_deleted_total",
                 "Clicks dropped because their link was deleted before ingestion.",
             ),
-            job_seconds: histogram(
-                "curtain_worker_job_duration_seconds",
-                "Duration of one click-batch job.",
-                seconds.clone(),
-            ),
-            ingest_lag_seconds: histogram(
-                "curtain_worker_ingest_lag_seconds",
-                "Time from the oldest redirect of a batch to its ingestion.",
-                seconds,
+            ingest_lag_seconds: reg(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "curtain_worker_ingest_lag_seconds",
+                        "Time from the oldest redirect of a batch to its ingestion.",
+                    )
+                    .buckets(seconds),
+                )
+                .unwrap_or_else(|e| panic!("{e}")),
             ),
             queue_jobs: gauges(
                 "curtain_queue_jobs",
-                "Jobs in the queue by state (read from the Redis keys).",
+                "Jobs in the queue by state, read from the Redis keys: ready (waiting for a \
+                 worker), due (scheduled, time come, not yet promoted), scheduled (waiting for \
+                 their time: retry back-off), running, dead (failed for good), done (not yet \
+                 pruned).",
                 &["queue", "state"],
             ),
             queue_oldest_age_seconds: gauges(
                 "curtain_queue_oldest_job_age_seconds",
                 "Age of the oldest due job not yet picked up.",
+                &["queue"],
+            ),
+            workers_alive: gauges(
+                "curtain_queue_workers_alive",
+                "Workers of any process whose heartbeat on the queue is recent.",
                 &["queue"],
             ),
             shard_failures: counter(
@@ -115,21 +221,26 @@ impl WorkerMetrics {
                 "curtain_counter_shard_failovers_total",
                 "Counter updates written to a failover shard because the owner failed.",
             ),
-            jobs_pruned: counter(
-                "curtain_queue_jobs_pruned_total",
-                "Finished jobs deleted from Redis.",
-            ),
-            worker_records_pruned: counter(
-                "curtain_queue_worker_records_pruned_total",
-                "Metadata of dead workers deleted from Redis (apalis-redis leaves it behind).",
-            ),
             pool_restarts: counter(
                 "curtain_worker_pool_restarts_total",
                 "Times the worker pools stopped on their own and were started again.",
             ),
             alerts: alerts::AlertMetrics::register(&registry),
             registry,
+        };
+        let _ = metrics.queue(click_queue);
+        metrics
+    }
+
+    /// The series of `queue`, created (at zero) if new, gauges included.
+    #[must_use]
+    pub fn queue(&self, queue: &str) -> QueueSeries {
+        for state in QUEUE_STATES {
+            let _ = self.queue_jobs.with_label_values(&[queue, state]);
         }
+        let _ = self.queue_oldest_age_seconds.with_label_values(&[queue]);
+        let _ = self.workers_alive.with_label_values(&[queue]);
+        self.per_queue.series(queue)
     }
 
     /// The text exposition of every metric.

@@ -38,7 +38,9 @@ impl SystemApi {
     /// counters and process metrics. Requests to `/metrics` are not counted.
     #[oai(path = "/metrics", method = "get")]
     async fn metrics(&self) -> MetricsText {
-        MetricsText::Ok(PlainText(self.0.metrics.render()))
+        MetricsText::Ok(PlainText(
+            self.0.metrics.render_with_shards(self.0.counters.stats()),
+        ))
     }
 
     /// Deliberate failure (incident drills)

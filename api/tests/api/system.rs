@@ -44,7 +44,15 @@ backend_test! {
         assert!(series("http_requests_total{", &["path=\"/urls/<id>\"", "status_code=\"200\""]), "{text}");
         assert!(series("http_requests_total{", &["method=\"POST\"", "path=\"/urls\"", "status_code=\"201\""]), "{text}");
         assert!(series("http_requests_total{", &["path=\"/users/<id>\"", "status_code=\"404\""]), "{text}");
-        assert!(series("http_request_duration_seconds_bucket{", &["path=\"/r/<short_code>\"", "instance=\"test\""]), "{text}");
+        assert!(series("http_request_duration_seconds_bucket{", &["path=\"/r/<short_code>\"", "status_code=\"302\"", "instance=\"test\""]), "{text}");
+        assert!(series("http_request_duration_seconds_count{", &["path=\"/users/<id>\"", "status_code=\"404\""]), "{text}");
+        // Only the contract's two HTTP families carry `instance`; none carries `job` (both
+        // are Prometheus' own target labels).
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(!line.contains("job="), "{line}");
+            assert!(line.starts_with("http_request") || !line.contains("instance="), "{line}");
+        }
+        assert!(text.contains("\ncurtain_counter_shard_failures_total 0\n"), "{text}");
         // Never the raw path: one series per template, not per code, id or probe.
         for raw in [code.to_owned(), format!("/urls/{}\"", url["id"]), "/users/424242".into(), "probe-4711".into()] {
             assert!(!text.contains(&raw), "raw path {raw} leaked into the metrics");

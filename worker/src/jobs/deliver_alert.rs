@@ -31,7 +31,16 @@ pub async fn deliver_alert(
             "no DISCORD_WEBHOOK_URL configured",
         )));
     };
-    match deliverer.deliver(&job).await {
+    let series = state.metrics.queue(&state.config.common.alert_queue);
+    let started = std::time::Instant::now();
+    let outcome = deliverer.deliver(&job).await;
+    series.duration.observe(started.elapsed().as_secs_f64());
+    if outcome.is_ok() {
+        series.processed.inc();
+    } else {
+        series.failed.inc();
+    }
+    match outcome {
         Ok(report) => {
             tracing::info!(job.name = DeliverAlert::NAME, delivery.id = %job.delivery_id, alerts = report.delivered, messages = report.messages, suppressed = report.suppressed, "alerts delivered");
             Ok(())
@@ -46,6 +55,7 @@ pub async fn deliver_alert(
                 state.metrics.alerts.dead.inc();
                 tracing::error!(job.name = DeliverAlert::NAME, delivery.id = %job.delivery_id, attempt = attempt.current(), error = %reason, "alert delivery dead: attempts exhausted");
             } else {
+                series.retried.inc();
                 tracing::warn!(job.name = DeliverAlert::NAME, delivery.id = %job.delivery_id, attempt = attempt.current(), error = %reason, "alert delivery failed; will retry");
             }
             Err(reason.into())

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use apalis::prelude::{BoxDynError, Data};
+use apalis::prelude::{Attempt, BoxDynError, Data};
 use jobs::ClickBatch;
 
 use crate::WorkerState;
@@ -15,11 +15,20 @@ use crate::WorkerState;
 pub async fn record_clicks(
     batch: ClickBatch,
     state: Data<Arc<WorkerState>>,
+    attempt: Attempt,
 ) -> Result<(), BoxDynError> {
     let started = std::time::Instant::now();
-    let report = storage::ingest::ingest(&state.db, &state.counters, &state.cache, &batch).await.map_err(|e| {
-        state.metrics.job_failures.inc();
-        tracing::warn!(job.name = jobs::RecordClicks::NAME, batch.id = %batch.batch_id, error = %e, "click batch failed; will retry");
+    let series = &state.metrics.clicks;
+    let result = storage::ingest::ingest(&state.db, &state.counters, &state.cache, &batch).await;
+    series.duration.observe(started.elapsed().as_secs_f64());
+    let report = result.map_err(|e| {
+        series.failed.inc();
+        // apalis counts this execution before the handler runs: the first one is attempt 1.
+        let retried = attempt.current() < jobs::queue::MAX_ATTEMPTS;
+        if retried {
+            series.retried.inc();
+        }
+        tracing::warn!(job.name = jobs::RecordClicks::NAME, batch.id = %batch.batch_id, job.attempt = attempt.current(), retried, error = %e, "click batch failed");
         e
     })?;
     state.metrics.clicks_ingested.inc_by(report.inserted);
@@ -27,11 +36,7 @@ pub async fn record_clicks(
         .metrics
         .clicks_dropped_deleted
         .inc_by(report.dropped_deleted);
-    state.metrics.jobs_done.inc();
-    state
-        .metrics
-        .job_seconds
-        .observe(started.elapsed().as_secs_f64());
+    series.processed.inc();
     if let Some(oldest) = batch.clicks.iter().map(|c| c.at).min() {
         let lag = (chrono::Utc::now().naive_utc() - oldest)
             .num_milliseconds()

@@ -10,4 +10,5 @@ mod alerts;
 mod defects;
 mod faults;
 mod kills;
+mod metrics;
 mod pipeline;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use storage::cache::Cache;
-use storage::counters::Counters;
+use storage::counters::{Counters, Delivery};
 
 use crate::helpers::*;
 
@@ -184,7 +184,7 @@ async fn counters_fail_over_clockwise_when_a_shard_stops_and_reads_still_find_th
 
     let batch = jobs::ClickBatch::new(vec![click(1, code, "a"), click(1, code, "b")]);
     counters
-        .apply(&batch.batch_id, &batch.clicks)
+        .apply(&batch.batch_id, &batch.clicks, Delivery::First)
         .await
         .unwrap();
     let stats = counters.stats();
@@ -206,7 +206,7 @@ async fn counters_fail_over_clockwise_when_a_shard_stops_and_reads_still_find_th
     )
     .await;
     counters
-        .apply(&batch.batch_id, &batch.clicks)
+        .apply(&batch.batch_id, &batch.clicks, Delivery::Again)
         .await
         .unwrap();
     let r = counters.read(code, now).await;
@@ -214,6 +214,64 @@ async fn counters_fail_over_clockwise_when_a_shard_stops_and_reads_still_find_th
         (r.total, r.unique_visitors, r.unavailable_shards),
         (2, 2, 0)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn a_retried_batch_counts_once_while_the_shard_it_failed_over_to_is_down() {
+    let ns = Namespace::new();
+    let mut shards = [
+        RedisServer::start(),
+        RedisServer::start(),
+        RedisServer::start(),
+    ];
+    let addrs: Vec<String> = shards.iter().map(RedisServer::addr).collect();
+    let counters = Counters::sharded(&addrs, &ns.prefix).unwrap();
+    let code = "failover2";
+    let ring = storage::ring::HashRing::new(3);
+    let preference = ring.preference(code);
+    let (owner, failover) = (preference[0], preference[1]);
+    let now = chrono::Utc::now().naive_utc();
+
+    // First run: the owner is down, the batch is counted on the next shard clockwise.
+    shards[owner].stop();
+    let batch = jobs::ClickBatch::new(vec![click(1, code, "a"), click(1, code, "b")]);
+    counters
+        .apply(&batch.batch_id, &batch.clicks, Delivery::First)
+        .await
+        .unwrap();
+    // The retry comes while the owner is back (empty) and that shard hangs: it cannot be
+    // asked, so the retry must wait instead of counting on the owner.
+    shards[owner] = RedisServer::start_on(shards[owner].port);
+    shards[failover].pause();
+    eventually(
+        Duration::from_secs(5),
+        "the owner answers again",
+        || async { counters.read(code, now).await.unavailable_shards == 1 },
+    )
+    .await;
+    let retried = counters
+        .apply(&batch.batch_id, &batch.clicks, Delivery::Again)
+        .await;
+    assert!(
+        matches!(retried, Err(storage::counters::CounterError::Unverifiable(s)) if s == failover),
+        "{retried:?}"
+    );
+    // Once it answers, the retry finds its earlier count and adds nothing.
+    shards[failover].resume();
+    eventually(Duration::from_secs(5), "every shard answers", || async {
+        counters.read(code, now).await.unavailable_shards == 0
+    })
+    .await;
+    counters
+        .apply(&batch.batch_id, &batch.clicks, Delivery::Again)
+        .await
+        .unwrap();
+    let r = counters.read(code, now).await;
+    assert_eq!((r.total, r.unique_visitors), (2, 2), "counted once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
