@@ -61,12 +61,12 @@ impl AlertMetrics {
             ),
             failed: counter(
                 registry,
-                "curtain_alert_delivery_failures_total",
+                "curtain_alerts_failed_total",
                 "Alert-delivery attempts that failed and will be retried.",
             ),
             dead: counter(
                 registry,
-                "curtain_alert_deliveries_dead_total",
+                "curtain_alerts_dead_total",
                 "Alert deliveries that ended dead (permanent refusal or attempts exhausted).",
             ),
         }

@@ -314,12 +314,9 @@ async fn embedded_delivery_waits_out_429_and_retries_500_with_backoff(backend: B
         "back-off after a 500"
     );
     assert_eq!(metric(&app, "curtain_alert_rate_limited_total").await, 2);
-    assert_eq!(
-        metric(&app, "curtain_alert_delivery_failures_total").await,
-        1
-    );
+    assert_eq!(metric(&app, "curtain_alerts_failed_total").await, 1);
     assert_eq!(metric(&app, "curtain_alerts_delivered_total").await, 1);
-    assert_eq!(metric(&app, "curtain_alert_deliveries_dead_total").await, 0);
+    assert_eq!(metric(&app, "curtain_alerts_dead_total").await, 0);
 }
 both_backends!(
     embedded_delivery_waits_out_429_and_retries_500_with_backoff,
@@ -336,7 +333,7 @@ async fn embedded_delivery_ends_dead_on_404_and_is_counted(backend: Backend) {
         202
     );
     eventually("the delivery dead", Duration::from_secs(10), async || {
-        metric(&app, "curtain_alert_deliveries_dead_total").await == 1
+        metric(&app, "curtain_alerts_dead_total").await == 1
     })
     .await;
     // A retry would come after 1 s: give it the chance to, then check it did not.

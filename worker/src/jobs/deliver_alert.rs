@@ -6,7 +6,7 @@
 //! missing. Retryable failures (5xx, network, long rate limits) go back to apalis-redis,
 //! which retries after 1, 2, 3 ... s; a refusal (400/401/403/404) returns apalis'
 //! `AbortError`, so the job ends in `<q>:dead` at once. Both ways to die are counted in
-//! `curtain_alert_deliveries_dead_total` and logged.
+//! `curtain_alerts_dead_total` and logged.
 
 use std::sync::Arc;
 use std::time::Duration;

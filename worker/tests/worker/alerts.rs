@@ -154,13 +154,10 @@ async fn a_storm_of_50_alerts_in_5_groups_is_delivered_whole_within_discord_limi
         2
     );
     assert_eq!(
-        worker_metric(&config, "curtain_alert_delivery_failures_total").await,
+        worker_metric(&config, "curtain_alerts_failed_total").await,
         1
     );
-    assert_eq!(
-        worker_metric(&config, "curtain_alert_deliveries_dead_total").await,
-        0
-    );
+    assert_eq!(worker_metric(&config, "curtain_alerts_dead_total").await, 0);
     assert_eq!(
         requests.len() as u64,
         messages + 3,
@@ -238,10 +235,7 @@ async fn a_webhook_answering_404_ends_the_job_dead_and_counted_without_retries()
         || async { dead_jobs(&redis.url(), &ns.alert_queue).await == 1 },
     )
     .await;
-    assert_eq!(
-        worker_metric(&config, "curtain_alert_deliveries_dead_total").await,
-        1
-    );
+    assert_eq!(worker_metric(&config, "curtain_alerts_dead_total").await, 1);
     assert_eq!(
         worker_metric(&config, "curtain_alerts_delivered_total").await,
         0
