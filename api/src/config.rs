@@ -55,6 +55,11 @@ pub struct Config {
     #[arg(long, env = "TRUSTED_PROXY")]
     pub trusted_proxy: Option<IpAddr>,
 
+    /// Bearer token Alertmanager must present on `POST /alerts/alertmanager`. Unset: that
+    /// endpoint answers 503.
+    #[arg(long, env = "ALERTMANAGER_WEBHOOK_TOKEN", hide_env_values = true)]
+    pub alertmanager_webhook_token: Option<String>,
+
     #[command(flatten)]
     pub common: storage::config::CommonArgs,
 }

@@ -209,6 +209,12 @@ fn error_response(err: poem::Error) -> Response {
     if status == StatusCode::NOT_FOUND {
         return json_error(status, "Not found");
     }
+    if status == StatusCode::UNAUTHORIZED {
+        return json_error(
+            status,
+            "Missing or malformed Authorization: Bearer <token> header",
+        );
+    }
     json_error(status, &err.to_string())
 }
 

@@ -3,6 +3,7 @@
 //! `main.rs` only parses [`Config`] and calls [`run`]; tests build an [`App`] and serve it on
 //! an ephemeral port with [`serve`].
 
+pub mod alerts;
 pub mod body;
 pub mod clicks;
 pub mod config;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{EndpointExt, IntoEndpoint, Server};
 
+pub use ::alerts::install_crypto_provider;
 pub use config::Config;
 pub use state::AppState;
 pub use storage::cache;
@@ -36,6 +38,8 @@ pub struct App {
 
 impl App {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        // Before any HTTPS client is built (reqwest is built without a default provider).
+        install_crypto_provider();
         Ok(Self {
             state: AppState::build(config).await?,
         })

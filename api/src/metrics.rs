@@ -32,6 +32,7 @@ pub struct Metrics {
     instance: String,
     pub clicks: ClickMetrics,
     pub queue: QueueGauges,
+    pub alerts: alerts::AlertMetrics,
     pub templates: RouteTemplates,
     shard_failures: IntCounter,
     shard_failovers: IntCounter,
@@ -172,7 +173,9 @@ impl Metrics {
             ),
         };
         let queue = QueueGauges::new(&registry);
+        let alerts = alerts::AlertMetrics::register(&registry);
         Self {
+            alerts,
             shard_failures: counter(
                 &registry,
                 "curtain_counter_shard_failures_total",

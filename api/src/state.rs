@@ -35,6 +35,7 @@ pub struct AppState {
     /// Stable id of the deployment, from the database (shared by all its processes).
     pub deployment_id: String,
     pub trusted_proxy: Option<std::net::IpAddr>,
+    pub alerts: crate::alerts::AlertIntake,
 }
 
 /// Connects to the database and brings its schema up to date.
@@ -174,6 +175,7 @@ impl AppState {
                 cache: cache.clone(),
             },
         };
+        let alerts = crate::alerts::AlertIntake::build(config, metrics.alerts.clone()).await?;
         let clicks = ClickRecorder::start(sink, config.click_durability, metrics.clicks.clone());
         Ok(Arc::new(Self {
             db,
@@ -192,6 +194,7 @@ impl AppState {
             visitor_salt: settings.visitor_hash_salt,
             deployment_id: settings.deployment_id,
             trusted_proxy: config.trusted_proxy,
+            alerts,
         }))
     }
 }

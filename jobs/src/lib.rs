@@ -2,11 +2,13 @@
 //! enqueue client, plus the queue maintenance that apalis-redis 1.0 lacks.
 //!
 //! Rules: every job has stable `NAME`/`QUEUE` constants (never a Rust type path); payloads are
-//! JSON and carry their own identity (`batch_id`, `click_id`) so handlers are idempotent under
+//! JSON and carry their own identity (`batch_id`, `click_id`, `delivery_id`) so handlers are idempotent under
 //! at-least-once delivery.
 
+pub mod alert;
 pub mod click;
 pub mod queue;
 
+pub use alert::{Alert, AlertDelivery, AlertGroup, AlertStatus, DeliverAlert};
 pub use click::{Click, ClickBatch, RecordClicks};
-pub use queue::{ClickQueue, QueueDepth, QueueError};
+pub use queue::{ClickQueue, JobQueue, QueueDepth, QueueError};

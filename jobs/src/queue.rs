@@ -1,14 +1,15 @@
-//! The click queue on Redis (apalis-redis), and the maintenance apalis-redis 1.0 is missing.
+//! The job queues on Redis (apalis-redis: clicks, alert deliveries), and the maintenance
+//! apalis-redis 1.0 is missing. One [`JobQueue`] handle per queue; any job payload.
 //!
 //! Defects of apalis-redis 1.0 handled here (see `../shared/DEPENDENCIES.md`):
 //! - every apalis push lands in `<q>:scheduled` and the fetch script promotes *all* due ids
 //!   with one Lua `unpack()`, which fails above ~8,000 ids and wedges every worker: our
-//!   producer pushes straight onto `<q>:active` ([`ClickQueue::push`]), and [`ClickQueue::promote_due`]
+//!   producer pushes straight onto `<q>:active` ([`JobQueue::push_job`]), and [`JobQueue::promote_due`]
 //!   moves due ids to `<q>:active` in bounded chunks, on a timer in every worker and for the
 //!   whole backlog before a worker starts, so the fetch script never sees a large due set;
-//! - finished jobs are never deleted: [`ClickQueue::prune_finished`] removes them in chunks,
-//!   and [`ClickQueue::prune_dead_worker_records`] the metadata of workers long gone;
-//! - the stats API is broken: [`ClickQueue::depth`] reads depth and age from the keys;
+//! - finished jobs are never deleted: [`JobQueue::prune_finished`] removes them in chunks,
+//!   and [`JobQueue::prune_dead_worker_records`] the metadata of workers long gone;
+//! - the stats API is broken: [`JobQueue::depth`] reads depth and age from the keys;
 //! - the default queue name is a Rust type path: [`queue_config`] always names the queue.
 //!
 //! Every Redis call has a response timeout, so an unreachable queue fails fast (the api then
@@ -17,6 +18,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use serde::Serialize;
 
 use crate::click::{ClickBatch, RecordClicks};
 
@@ -145,9 +148,9 @@ type DepthReply = (
 /// near the head.
 const READY_AGE_SAMPLE: isize = 100;
 
-/// Enqueues encoded batches straight onto `<q>:active` in the layout apalis-redis reads (data
+/// Enqueues encoded jobs straight onto `<q>:active` in the layout apalis-redis reads (data
 /// hash entry, metadata hash, active list, wake-up signal). Skipping `<q>:scheduled` means a
-/// backlog of pushes can never wedge the fetch script, and the api encodes each batch once.
+/// backlog of pushes can never wedge the fetch script, and the api encodes each job once.
 /// KEYS: data hash, active list, signal list. ARGV[1]: metadata prefix, then (id, json) pairs.
 const PUSH: &str = r"
 local pushed = 0
@@ -167,7 +170,8 @@ return pushed
 ";
 
 /// Producer and maintenance handle of one queue.
-pub struct ClickQueue {
+pub struct JobQueue {
+    name: String,
     conn: ConnectionManager,
     config: apalis_redis::Config,
     push: redis::Script,
@@ -190,7 +194,10 @@ pub async fn worker_connection(url: &str) -> Result<ConnectionManager, QueueErro
         .await?)
 }
 
-impl ClickQueue {
+/// The click queue's handle (the first queue; the name stays for its callers).
+pub type ClickQueue = JobQueue;
+
+impl JobQueue {
     /// Connects with bounded timeouts. `queue` defaults to [`RecordClicks::QUEUE`].
     pub async fn connect(url: &str, queue: Option<&str>) -> Result<Self, QueueError> {
         let client = redis::Client::open(url)?;
@@ -201,8 +208,10 @@ impl ClickQueue {
         let conn = client
             .get_connection_manager_with_config(manager_config)
             .await?;
-        let config = queue_config(queue.unwrap_or(RecordClicks::QUEUE));
+        let name = queue.unwrap_or(RecordClicks::QUEUE).to_owned();
+        let config = queue_config(&name);
         Ok(Self {
+            name,
             conn,
             push: redis::Script::new(PUSH),
             config,
@@ -223,14 +232,26 @@ impl ClickQueue {
         self.conn.clone()
     }
 
-    /// Enqueues a batch; when this returns `Ok` the batch is in Redis.
+    /// The queue's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Enqueues a click batch; when this returns `Ok` the batch is in Redis.
     pub async fn push(&self, batch: &ClickBatch) -> Result<(), QueueError> {
-        let payload = serde_json::to_vec(batch).map_err(|e| QueueError::Push(e.to_string()))?;
+        self.push_job(batch).await
+    }
+
+    /// Enqueues any job payload (JSON, as apalis-redis decodes it); when this returns `Ok`
+    /// the job is in Redis.
+    pub async fn push_job<T: Serialize>(&self, job: &T) -> Result<(), QueueError> {
+        let payload = serde_json::to_vec(job).map_err(|e| QueueError::Push(e.to_string()))?;
         self.push_encoded(&payload).await
     }
 
-    /// Enqueues a batch already encoded as JSON (the api encodes once, for queue or spool).
-    /// One round trip.
+    /// Enqueues a job already encoded as JSON (the api encodes a click batch once, for queue
+    /// or spool). One round trip.
     pub async fn push_encoded(&self, payload: &[u8]) -> Result<(), QueueError> {
         let mut conn = self.conn.clone();
         let _: u64 = self
@@ -480,7 +501,7 @@ end
 return #ids
 ";
 
-/// Ready jobs above which [`ClickQueue::recover_stranded`] waits: a stranded job only matters
+/// Ready jobs above which [`JobQueue::recover_stranded`] waits: a stranded job only matters
 /// once the backlog ahead of it is gone, and checking each id against a long ready list costs
 /// that list's length.
 pub const STRANDED_SWEEP_MAX_READY: u64 = 1_000;

@@ -27,6 +27,26 @@ pub struct CommonArgs {
     #[arg(long, env = "CLICK_QUEUE", default_value = jobs::RecordClicks::QUEUE)]
     pub click_queue: String,
 
+    /// Name of the alert-delivery queue (api and worker must agree).
+    #[arg(long, env = "ALERT_QUEUE", default_value = jobs::DeliverAlert::QUEUE)]
+    pub alert_queue: String,
+
+    /// Discord webhook URLs alerts are delivered to, comma-separated (the worker delivers;
+    /// the api too in the embedded default). Unset: alerts wait in the queue for a worker
+    /// that has it.
+    #[arg(
+        long,
+        env = "DISCORD_WEBHOOK_URL",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub discord_webhook_urls: Vec<String>,
+
+    /// The same alert (fingerprint, status, start) is not delivered twice within this many
+    /// seconds (Alertmanager's default `repeat_interval` is 4 h).
+    #[arg(long, env = "ALERT_REPEAT_WINDOW_SECONDS", default_value_t = 14_400)]
+    pub alert_repeat_window_seconds: u64,
+
     /// Redis URL of the shared read-through cache. Unset: an in-process cache.
     #[arg(long, env = "CACHE_REDIS_URL")]
     pub cache_redis_url: Option<String>,
@@ -46,6 +66,16 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
+    /// The Discord webhooks to deliver to (`DISCORD_WEBHOOK_URL` without empty entries).
+    #[must_use]
+    pub fn discord_webhooks(&self) -> Vec<String> {
+        self.discord_webhook_urls
+            .iter()
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+            .collect()
+    }
+
     /// The instance label: the configured name, else the host name.
     #[must_use]
     pub fn instance_name(&self) -> String {

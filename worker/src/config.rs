@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 
 /// Curtain worker: consumes click batches from the Redis job queue and writes them to the
-/// database and the sharded real-time counters.
+/// database and the sharded real-time counters; delivers alerts to Discord.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "curtain-worker", version)]
 pub struct Config {
@@ -22,6 +22,20 @@ pub struct Config {
     /// Click-ingestion jobs processed at once by this process.
     #[arg(long, env = "CLICK_WORKER_CONCURRENCY", default_value_t = 4)]
     pub click_concurrency: usize,
+
+    /// Alert-delivery jobs processed at once by this process (when `DISCORD_WEBHOOK_URL` is
+    /// set; without it this process delivers no alerts).
+    #[arg(long, env = "ALERT_WORKER_CONCURRENCY", default_value_t = 2)]
+    pub alert_concurrency: usize,
+
+    /// Curtain's own alert `CurtainClickBacklog` fires when the oldest waiting click batch is
+    /// older than this many seconds.
+    #[arg(long, env = "CLICK_BACKLOG_ALERT_SECONDS", default_value_t = 300)]
+    pub backlog_alert_seconds: u64,
+
+    /// Curtain's own alert conditions resolve once they have not held for this many seconds.
+    #[arg(long, env = "CONDITION_RESOLVE_SECONDS", default_value_t = 300)]
+    pub condition_resolve_seconds: u64,
 
     /// How often an idle worker looks for jobs, in milliseconds.
     #[arg(long, env = "WORKER_POLL_MS", default_value = "50", value_parser = parse_millis)]

@@ -1,4 +1,5 @@
-//! `curtain-worker`: apalis worker pools consuming click batches from Redis.
+//! `curtain-worker`: apalis worker pools consuming click batches and alert deliveries from
+//! Redis.
 //!
 //! `main.rs` parses [`Config`] and calls [`run`]; tests call [`run`] too. The process serves
 //! `/health` and `/metrics`, keeps the queue healthy ([`maintenance`]), and supervises its
@@ -7,6 +8,7 @@
 //! (more than `WORKER_MAX_RESTARTS` times in a minute) the process exits non-zero, naming the
 //! jobs still pending.
 
+pub mod conditions;
 pub mod config;
 pub mod jobs;
 pub mod maintenance;
@@ -37,6 +39,8 @@ pub struct WorkerState {
     pub counters: Counters,
     pub cache: Cache,
     pub metrics: WorkerMetrics,
+    /// Alert delivery, when `DISCORD_WEBHOOK_URL` is set.
+    pub alerts: Option<Arc<alerts::Deliverer>>,
 }
 
 #[handler]
@@ -63,6 +67,8 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Before any HTTPS client is built (reqwest is built without a default provider).
+    alerts::install_crypto_provider();
     let instance = config.common.instance_name();
     let db = api::state::connect_db(
         &config.common.database_url,
@@ -93,14 +99,27 @@ pub async fn run(
     if promoted > 0 {
         tracing::info!(jobs = promoted, "promoted backlog before starting workers");
     }
+    let alert_queue = Arc::new(
+        ::jobs::JobQueue::connect(&config.redis_url, Some(&config.common.alert_queue))
+            .await
+            .context("REDIS_URL (alert queue)")?,
+    );
+    alert_queue.promote_all_due().await?;
+    let metrics = WorkerMetrics::new(&config.common.click_queue);
+    let _ = metrics.queue(&config.common.alert_queue);
+    let alerts = jobs::deliver_alert::deliverer(&config, &alert_queue, &metrics)?;
     let state = Arc::new(WorkerState {
         config: config.clone(),
         db,
         counters,
         cache,
-        metrics: WorkerMetrics::new(&config.common.click_queue),
+        metrics,
+        alerts,
     });
-    tokio::spawn(maintenance::run(state.clone(), queue.clone()));
+    tokio::spawn(maintenance::run(
+        state.clone(),
+        vec![queue.clone(), alert_queue.clone()],
+    ));
 
     let app = Route::new()
         .at("/health", get(health))

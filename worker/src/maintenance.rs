@@ -5,13 +5,19 @@
 //! job can be lost whatever the moment a worker dies: jobs held by a worker that is no longer
 //! registered, or found nowhere at all, go back on the queue, and click jobs apalis-redis
 //! buried after 25 failed attempts are scheduled again.
+//!
+//! Every queue the worker consumes gets this upkeep (clicks, alert deliveries), except the
+//! re-drive of dead jobs: a dead alert delivery was refused for good by Discord (or ran out
+//! of attempts) and is not run again. The click queue's depth and re-drives feed Curtain's
+//! own alert conditions ([`crate::conditions`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobs::ClickQueue;
+use jobs::JobQueue;
 
 use crate::WorkerState;
+use crate::conditions::ClickHealth;
 
 const PROMOTE_EVERY: Duration = Duration::from_millis(100);
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
@@ -20,35 +26,57 @@ const PRUNE_CHUNK: usize = 1_000;
 /// queue is nearly idle, over the stored job ids).
 const STRANDED_SWEEP_EVERY: Duration = Duration::from_secs(2);
 
-/// Runs forever; errors are logged and retried on the next tick.
-pub async fn run(state: Arc<WorkerState>, queue: Arc<ClickQueue>) {
+/// Runs forever over `queues` (the click queue first); errors are logged and retried on the
+/// next tick.
+pub async fn run(state: Arc<WorkerState>, queues: Vec<Arc<JobQueue>>) {
     let mut last_housekeeping = tokio::time::Instant::now();
     let mut last_sweep = tokio::time::Instant::now();
     let mut previous = storage::counters::ShardStats::default();
-    let mut worker_records_cursor = 0;
+    let mut worker_records_cursors = vec![0; queues.len()];
+    let mut conditions = crate::conditions::Conditions::new(&state, &queues);
     loop {
-        if let Err(e) = queue.promote_all_due().await {
-            tracing::warn!(error = %e, "promoting due jobs failed");
+        for queue in &queues {
+            if let Err(e) = queue.promote_all_due().await {
+                tracing::warn!(error = %e, queue = queue.name(), "promoting due jobs failed");
+            }
         }
         if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
             last_housekeeping = tokio::time::Instant::now();
-            prune(&state, &queue).await;
-            match queue.prune_dead_worker_records(worker_records_cursor).await {
-                Ok((next, removed)) => {
-                    worker_records_cursor = next;
-                    state.metrics.clicks.worker_records_pruned.inc_by(removed);
+            let mut health = ClickHealth::default();
+            for (index, (queue, cursor)) in queues
+                .iter()
+                .zip(worker_records_cursors.iter_mut())
+                .enumerate()
+            {
+                let series = state.metrics.queue(queue.name());
+                prune(queue, &series).await;
+                match queue.prune_dead_worker_records(*cursor).await {
+                    Ok((next, removed)) => {
+                        *cursor = next;
+                        series.worker_records_pruned.inc_by(removed);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "pruning dead worker records failed"),
                 }
-                Err(e) => tracing::warn!(error = %e, "pruning dead worker records failed"),
-            }
-            match queue.redrive_dead(PRUNE_CHUNK).await {
-                Ok(n) if n > 0 => {
-                    state.metrics.clicks.dead_redriven.inc_by(n);
-                    tracing::error!(jobs = n, "click jobs failed 25 times; scheduled again");
+                if index == 0 {
+                    match queue.redrive_dead(PRUNE_CHUNK).await {
+                        Ok(n) if n > 0 => {
+                            series.dead_redriven.inc_by(n);
+                            health.redriven = n;
+                            tracing::error!(
+                                jobs = n,
+                                "click jobs failed 25 times; scheduled again"
+                            );
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "re-driving dead jobs failed"),
+                    }
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "re-driving dead jobs failed"),
+                let depth = export_depth(&state, queue).await;
+                if index == 0 {
+                    health.depth = depth;
+                }
             }
-            export_depth(&state, &queue).await;
+            conditions.check(&state, &health).await;
             let snapshot = state.counters.stats();
             state
                 .metrics
@@ -62,24 +90,34 @@ pub async fn run(state: Arc<WorkerState>, queue: Arc<ClickQueue>) {
         }
         if last_sweep.elapsed() >= STRANDED_SWEEP_EVERY {
             last_sweep = tokio::time::Instant::now();
-            match queue.recover_stranded().await {
-                Ok(n) if n > 0 => {
-                    state.metrics.clicks.stranded_recovered.inc_by(n);
-                    tracing::warn!(jobs = n, "stranded jobs put back on the queue");
+            for queue in &queues {
+                match queue.recover_stranded().await {
+                    Ok(n) if n > 0 => {
+                        state
+                            .metrics
+                            .queue(queue.name())
+                            .stranded_recovered
+                            .inc_by(n);
+                        tracing::warn!(
+                            jobs = n,
+                            queue = queue.name(),
+                            "stranded jobs put back on the queue"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "looking for stranded jobs failed"),
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "looking for stranded jobs failed"),
             }
         }
         tokio::time::sleep(PROMOTE_EVERY).await;
     }
 }
 
-async fn prune(state: &WorkerState, queue: &ClickQueue) {
+async fn prune(queue: &JobQueue, series: &crate::metrics::QueueSeries) {
     loop {
         match queue.prune_finished(PRUNE_CHUNK).await {
             Ok(n) => {
-                state.metrics.clicks.pruned.inc_by(n);
+                series.pruned.inc_by(n);
                 if n < PRUNE_CHUNK as u64 {
                     return;
                 }
@@ -92,9 +130,9 @@ async fn prune(state: &WorkerState, queue: &ClickQueue) {
     }
 }
 
-async fn export_depth(state: &WorkerState, queue: &ClickQueue) {
-    let name = state.config.common.click_queue.as_str();
-    match queue.depth().await {
+async fn export_depth(state: &WorkerState, queue: &JobQueue) -> Option<jobs::QueueDepth> {
+    let name = queue.name();
+    let depth = match queue.depth().await {
         Ok(d) => {
             for (label, value) in [
                 ("due", d.due),
@@ -120,9 +158,13 @@ async fn export_depth(state: &WorkerState, queue: &ClickQueue) {
                 .queue_oldest_ready_age_seconds
                 .with_label_values(&[name])
                 .set(d.oldest_ready_age_seconds as i64);
+            Some(d)
         }
-        Err(e) => tracing::warn!(error = %e, "reading queue depth failed"),
-    }
+        Err(e) => {
+            tracing::warn!(error = %e, queue = name, "reading queue depth failed");
+            None
+        }
+    };
     match queue.workers_alive().await {
         Ok(n) => state
             .metrics
@@ -131,4 +173,5 @@ async fn export_depth(state: &WorkerState, queue: &ClickQueue) {
             .set(n as i64),
         Err(e) => tracing::warn!(error = %e, "reading live workers failed"),
     }
+    depth
 }

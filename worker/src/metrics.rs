@@ -33,6 +33,7 @@ pub struct WorkerMetrics {
     pub shard_failures: IntCounter,
     pub shard_failovers: IntCounter,
     pub pool_restarts: IntCounter,
+    pub alerts: alerts::AlertMetrics,
 }
 
 /// One queue's job counters and duration histogram.
@@ -230,6 +231,7 @@ impl WorkerMetrics {
                 "curtain_worker_pool_restarts_total",
                 "Times the worker pools stopped on their own and were started again.",
             ),
+            alerts: alerts::AlertMetrics::register(&registry),
             registry,
         };
         let _ = metrics.queue(click_queue);

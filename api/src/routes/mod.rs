@@ -1,5 +1,6 @@
 //! The HTTP surface: one file per route group, all registered here in one OpenAPI service.
 
+pub mod alerts;
 pub mod analytics;
 pub mod bulk;
 pub mod events;
@@ -37,6 +38,8 @@ pub enum Tag {
     System,
     /// The HTML shorten form.
     Ui,
+    /// Alert delivery: Alertmanager's webhook, delivered to Discord.
+    Alerts,
 }
 
 /// Builds the OpenAPI service with every route group.
@@ -54,6 +57,7 @@ pub fn api_service(state: &Arc<AppState>) -> OpenApiService<impl poem_openapi::O
             events::EventsApi(s()),
             system::SystemApi(s()),
             ui::UiApi(s()),
+            alerts::AlertsApi(s()),
         ),
         "Curtain",
         env!("CARGO_PKG_VERSION"),

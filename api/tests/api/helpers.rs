@@ -65,6 +65,9 @@ pub struct Storage {
 
 impl Storage {
     pub async fn new(backend: Backend) -> Arc<Self> {
+        // reqwest is built with TLS but no default crypto provider: install it before any
+        // client of a test is built.
+        api::install_crypto_provider();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let cache_prefix = format!("curtain-test-{id}");
         match backend {
@@ -160,6 +163,7 @@ impl Drop for Storage {
 
 /// An HTTP client that shows redirects instead of following them.
 pub fn http_client() -> Client {
+    api::install_crypto_provider();
     Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -11,6 +11,7 @@
 
 mod helpers;
 
+mod alerts;
 mod analytics;
 mod bulk;
 mod cache;

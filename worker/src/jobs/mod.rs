@@ -1,5 +1,6 @@
 //! The worker's jobs: one handler file per job, all registered in [`register`].
 
+pub mod deliver_alert;
 pub mod record_clicks;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub fn register(
     state: &Arc<WorkerState>,
     storage: &RedisStorage<ClickBatch>,
 ) -> Monitor {
+    let monitor = deliver_alert::register(monitor, state, storage);
     let concurrency = state.config.click_concurrency.max(1);
     let poll = state.config.poll_interval;
     let state = state.clone();

@@ -22,6 +22,9 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new() -> Self {
+        // reqwest is built with TLS but no default crypto provider: install it before any
+        // client of a test is built.
+        api::install_crypto_provider();
         let admin = env("CURTAIN_TEST_DATABASE_URL");
         let name = format!("curtain_wtest_{}", uuid::Uuid::new_v4().simple());
         let conn = Database::connect(&admin).await.unwrap();
@@ -117,6 +120,7 @@ impl RedisServer {
     }
 
     pub fn start_on(port: u16) -> Self {
+        api::install_crypto_provider();
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -188,6 +192,7 @@ impl Drop for RedisServer {
 pub struct Namespace {
     pub prefix: String,
     pub queue: String,
+    pub alert_queue: String,
 }
 
 impl Namespace {
@@ -196,6 +201,7 @@ impl Namespace {
         Self {
             prefix: format!("wtest-{id}"),
             queue: format!("wtest-{id}:clicks"),
+            alert_queue: format!("wtest-{id}:alerts"),
         }
     }
 }
@@ -215,6 +221,7 @@ pub fn worker_config(
     config.common.cache_redis_url = Some(redis_url.to_owned());
     config.common.cache_prefix.clone_from(&ns.prefix);
     config.common.click_queue.clone_from(&ns.queue);
+    config.common.alert_queue.clone_from(&ns.alert_queue);
     config.click_concurrency = 4;
     config.common.instance = Some("test-worker".into());
     config
@@ -249,6 +256,11 @@ pub fn worker_process(config: &worker::Config) -> Child {
         )
         .env("CACHE_PREFIX", &config.common.cache_prefix)
         .env("CLICK_QUEUE", &config.common.click_queue)
+        .env("ALERT_QUEUE", &config.common.alert_queue)
+        .env(
+            "DISCORD_WEBHOOK_URL",
+            config.common.discord_webhook_urls.join(","),
+        )
         .env(
             "WORKER_MAX_RESTARTS",
             config.max_restarts_per_minute.to_string(),
@@ -258,6 +270,9 @@ pub fn worker_process(config: &worker::Config) -> Child {
         .spawn()
         .unwrap()
 }
+
+/// The bearer token the test api expects from Alertmanager.
+pub const ALERT_TOKEN: &str = "test-alertmanager-token";
 
 /// The api served in this process; `redis_url` set means clicks go to the queue.
 pub struct ApiServer {
@@ -293,6 +308,8 @@ pub async fn spawn_api_with_cache(
     config.common.cache_redis_url = Some(cache_url.to_owned());
     config.common.cache_prefix.clone_from(&ns.prefix);
     config.common.click_queue.clone_from(&ns.queue);
+    config.common.alert_queue.clone_from(&ns.alert_queue);
+    config.alertmanager_webhook_token = Some(ALERT_TOKEN.to_owned());
     config.click_spool_dir = spool.to_owned();
     serve_api(&config).await
 }
@@ -385,6 +402,7 @@ pub async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
 
 /// An HTTP client that does not follow redirects (a 302 is the answer under test).
 pub fn http_client() -> reqwest::Client {
+    api::install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod alerts;
 mod blackhole;
 mod defects;
 mod faults;

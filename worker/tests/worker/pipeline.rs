@@ -362,6 +362,7 @@ async fn a_new_deployment_on_the_same_shards_inherits_no_counts() {
     let ns_b = Namespace {
         prefix: ns_a.prefix.clone(),
         queue: format!("{}-b", ns_a.queue),
+        alert_queue: format!("{}-b", ns_a.alert_queue),
     };
     let redis = RedisServer::start();
     let (db_a, db_b) = (TestDb::new().await, TestDb::new().await);
