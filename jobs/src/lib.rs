@@ -6,7 +6,11 @@
 //! at-least-once delivery.
 
 pub mod click;
+pub mod producer;
 pub mod queue;
+pub mod warm;
 
 pub use click::{Click, ClickBatch, RecordClicks};
+pub use producer::Producer;
 pub use queue::{ClickQueue, QueueDepth, QueueError};
+pub use warm::{WarmCache, WarmLinks};

@@ -27,6 +27,10 @@ pub struct CommonArgs {
     #[arg(long, env = "CLICK_QUEUE", default_value = jobs::RecordClicks::QUEUE)]
     pub click_queue: String,
 
+    /// Name of the cache-warming queue (api and worker must agree).
+    #[arg(long, env = "WARM_QUEUE", default_value = jobs::WarmCache::QUEUE)]
+    pub warm_queue: String,
+
     /// Redis URL of the shared read-through cache. Unset: an in-process cache.
     #[arg(long, env = "CACHE_REDIS_URL")]
     pub cache_redis_url: Option<String>,

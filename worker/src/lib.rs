@@ -11,6 +11,7 @@ pub mod config;
 pub mod jobs;
 pub mod maintenance;
 pub mod metrics;
+pub mod warming;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -86,14 +87,17 @@ pub async fn run(
     if promoted > 0 {
         tracing::info!(jobs = promoted, "promoted backlog before starting workers");
     }
+    let metrics = WorkerMetrics::new(&instance);
+    metrics.register_cache(cache.metrics());
     let state = Arc::new(WorkerState {
         config: config.clone(),
         db,
         counters,
         cache,
-        metrics: WorkerMetrics::new(&instance),
+        metrics,
     });
     tokio::spawn(maintenance::run(state.clone(), queue.clone()));
+    tokio::spawn(warming::run(state.clone()));
 
     let app = Route::new()
         .at("/health", get(health))

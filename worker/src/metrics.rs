@@ -9,6 +9,8 @@ use prometheus::{
 #[derive(Clone)]
 pub struct WorkerMetrics {
     registry: Registry,
+    /// Metrics whose series carry no `instance` label (Prometheus adds its own on scrape).
+    unlabelled: Registry,
     pub jobs_done: IntCounter,
     pub job_failures: IntCounter,
     pub clicks_ingested: IntCounter,
@@ -127,14 +129,24 @@ impl WorkerMetrics {
                 "Times the worker pools stopped on their own and were started again.",
             ),
             registry,
+            unlabelled: Registry::new(),
         }
+    }
+
+    /// Adds the cache's metrics (lookups per tier, warm jobs) to this registry.
+    pub fn register_cache(&self, cache: &storage::cache::CacheMetrics) {
+        cache
+            .register(&self.unlabelled)
+            .unwrap_or_else(|e| panic!("cache metrics: {e}"));
     }
 
     /// The text exposition of every metric.
     #[must_use]
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        let mut families = self.registry.gather();
+        families.extend(self.unlabelled.gather());
+        let _ = TextEncoder::new().encode(&families, &mut buf);
         String::from_utf8_lossy(&buf).into_owned()
     }
 }

@@ -24,3 +24,4 @@ mod system;
 mod ui;
 mod urls;
 mod users;
+mod warming;
