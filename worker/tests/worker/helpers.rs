@@ -198,6 +198,7 @@ pub fn worker_config(
     config.common.cache_redis_url = Some(redis_url.to_owned());
     config.common.cache_prefix.clone_from(&ns.prefix);
     config.common.click_queue.clone_from(&ns.queue);
+    config.common.warm_queue = format!("{}:warm", ns.prefix);
     config.click_concurrency = 4;
     config.common.instance = Some("test-worker".into());
     config
@@ -232,6 +233,7 @@ pub fn worker_process(config: &worker::Config) -> Child {
         )
         .env("CACHE_PREFIX", &config.common.cache_prefix)
         .env("CLICK_QUEUE", &config.common.click_queue)
+        .env("WARM_QUEUE", &config.common.warm_queue)
         .env(
             "WORKER_MAX_RESTARTS",
             config.max_restarts_per_minute.to_string(),
@@ -276,6 +278,7 @@ pub async fn spawn_api_with_cache(
     config.common.cache_redis_url = Some(cache_url.to_owned());
     config.common.cache_prefix.clone_from(&ns.prefix);
     config.common.click_queue.clone_from(&ns.queue);
+    config.common.warm_queue = format!("{}:warm", ns.prefix);
     config.click_spool_dir = spool.to_owned();
     let app = api::App::build(&config).await.unwrap();
     let acceptor = TcpListener::bind("127.0.0.1:0")

@@ -10,3 +10,4 @@ mod defects;
 mod faults;
 mod kills;
 mod pipeline;
+mod warming;
