@@ -291,3 +291,21 @@ impl Drop for RedisServer {
         let _ = self.child.wait();
     }
 }
+
+backend_test! {
+    async fn cache_lookups_are_counted_per_tier_and_result(app) {
+        let url = app.create_url("https://example.com/counted").await;
+        let detail = format!("/urls/{}", url["id"]);
+        // Details live in the in-process tier (embedded) or in Redis (shared), never both.
+        let tier = if app.backend == Backend::Sqlite { "memory" } else { "redis" };
+        let app = &app;
+        let count = |result: &'static str| async move {
+            metric(app, "curtain_cache_requests_total", &[("tier", tier), ("result", result)]).await
+        };
+        let (hits, misses) = (count("hit").await, count("miss").await);
+        assert_eq!(parts(app.get(&detail).await).await.1.as_deref(), Some("MISS"));
+        assert_eq!((count("hit").await, count("miss").await), (hits, misses + 1));
+        assert_eq!(parts(app.get(&detail).await).await.1.as_deref(), Some("HIT"));
+        assert_eq!((count("hit").await, count("miss").await), (hits + 1, misses + 1));
+    }
+}
