@@ -301,23 +301,19 @@ impl Cache {
             self.metrics.redis_miss.inc();
             return Lookup::Miss(None);
         };
-        match value {
-            Some(payload) => {
-                self.metrics.redis_hit.inc();
-                if redirect {
-                    self.tier
-                        .put(key.tier_key(0), &payload, key.ttl(self.ttl), epoch);
-                }
-                Lookup::Hit(payload)
+        if let Some(payload) = value {
+            self.metrics.redis_hit.inc();
+            if redirect {
+                self.tier
+                    .put(key.tier_key(0), &payload, key.ttl(self.ttl), epoch);
             }
-            None => {
-                self.metrics.redis_miss.inc();
-                Lookup::Miss(Some(Snapshot {
-                    version: Some(version),
-                    epoch,
-                }))
-            }
+            return Lookup::Hit(payload);
         }
+        self.metrics.redis_miss.inc();
+        Lookup::Miss(Some(Snapshot {
+            version: Some(version),
+            epoch,
+        }))
     }
 
     /// The redirect target cached in this process for `code`, without any I/O: the hot path's

@@ -8,14 +8,15 @@ use crate::helpers::*;
 
 /// The value of metric `name` (no labels) on the worker's `/metrics`.
 async fn worker_metric(client: &reqwest::Client, config: &worker::Config, name: &str) -> u64 {
-    let text = client
+    let Ok(resp) = client
         .get(format!("http://{}/metrics", config.listen))
         .send()
         .await
-        .map(|r| r.text())
-        .ok();
-    let Some(text) = text else { return 0 };
-    text.await
+    else {
+        return 0;
+    };
+    resp.text()
+        .await
         .unwrap_or_default()
         .lines()
         .find(|l| l.starts_with(&format!("{name} ")))
