@@ -158,9 +158,9 @@ mod tests {
         let tier = Tier::new(1 << 20, true);
         let seen = tier.epoch();
         tier.invalidate(&["a".into()], false);
-        tier.put("a".into(), "old", Duration::from_secs(60), seen);
+        tier.put("a".into(), "old", Duration::from_mins(1), seen);
         assert!(tier.get("a").is_none());
-        tier.put("a".into(), "new", Duration::from_secs(60), tier.epoch());
+        tier.put("a".into(), "new", Duration::from_mins(1), tier.epoch());
         assert_eq!(
             tier.get("a").map(|c| c.payload.clone()).as_deref(),
             Some("new")
@@ -174,7 +174,7 @@ mod tests {
             tier.put(
                 format!("k{i}"),
                 &"x".repeat(100),
-                Duration::from_secs(60),
+                Duration::from_mins(1),
                 0,
             );
         }
