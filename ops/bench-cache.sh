@@ -7,7 +7,7 @@
 # Runs alternate (without, with) BENCH_CACHE_ROUNDS (2) times; medians are compared.
 # Prints the ratio and writes ops/bench-results/cache-<time>.json (cache-latest.json).
 # Knobs: BENCH_SECONDS (10), BENCH_CONNECTIONS (64), BENCH_LINKS, BENCH_CREATE_RATE,
-# BENCH_CACHE_ROUNDS, BENCH_SKIP_BUILD=1 (binaries already built).
+# BENCH_CACHE_ROUNDS, BENCH_SKIP_BUILD=1 (binaries already built), BENCH_BIN (target/release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_RUN=${BENCH_SECONDS:-10}
@@ -26,7 +26,7 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
   log "building release binaries"
   cargo build --release --workspace --bins -q
 fi
-BIN=target/release
+BIN=${BENCH_BIN:-target/release}
 
 pids=()
 WORK=$(mktemp -d)
@@ -58,8 +58,8 @@ t=sys.stdin.read()
 non=re.search(r"Non-2xx or 3xx responses: (\d+)",t)
 print(float(re.search(r"Requests/sec:\s+([\d.]+)",t).group(1)), int(non.group(1)) if non else 0)'
 }
-creator() { # creates CREATE_RATE links/s until killed; prints how many on exit
-  python3 - "$API" "$CREATE_RATE" <<'PY'
+creator() { # creates CREATE_RATE links/s until SIGTERM; prints how many (exec: $! is python)
+  exec python3 - "$API" "$CREATE_RATE" <<'PY'
 import json, signal, sys, time, urllib.request
 api, rate = sys.argv[1], float(sys.argv[2])
 made = 0
@@ -86,7 +86,7 @@ for round in $(seq "$ROUNDS"); do
   creator > "$WORK/created" & cpid=$!
   read -r rps bad < <(wrk_rps); BUSY+=("$rps"); BAD=$((BAD + bad))
   kill -TERM "$cpid"; wait "$cpid" || true
-  CREATED=$((CREATED + $(cat "$WORK/created")))
+  CREATED=$((CREATED + $(cat "$WORK/created" || echo 0)))
   log "round $round/$ROUNDS: $CREATE_RATE creates/s: $rps rps"
 done
 median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
