@@ -397,7 +397,11 @@ impl Cache {
                 ));
             }
         }
-        self.tier.invalidate(&inv.tier_keys(), inv.lists);
+        // With Redis the tier holds redirects only: an invalidation naming no code leaves it
+        // (and the epoch that in-flight redirect reads check) alone.
+        if self.shared.is_none() || !inv.codes.is_empty() {
+            self.tier.invalidate(&inv.tier_keys(), inv.lists);
+        }
     }
 
     async fn bump(&self, shared: &RedisCache, inv: &Invalidation) -> bool {
