@@ -2,11 +2,14 @@
 //! full tier drops its coldest entries, never everything) with a per-entry expiry.
 //!
 //! Race-freedom: a reader notes the tier's `epoch` before it loads the data it will store;
-//! every invalidation bumps the epoch and removes its keys under the write side of `gate`, and
-//! a store checks the epoch under the read side. So a reader that loaded data before an
-//! invalidation can never store it after the invalidation removed the key.
+//! every invalidation bumps the epoch, removes its keys and logs them under the write side of
+//! `gate`, and a store checks the log under the read side: it is refused if an invalidation
+//! since the reader's epoch named its key (or the log no longer reaches back that far). So a
+//! reader that loaded data before an invalidation can never store it after the invalidation
+//! removed the key, while invalidations of other keys refuse nothing.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -16,6 +19,15 @@ use quick_cache::Weighter;
 /// Bytes an entry costs beyond its key and payload (entry, `Arc`, bookkeeping): a rough figure
 /// that keeps many tiny payloads from escaping the bound.
 const ENTRY_OVERHEAD: u64 = 96;
+/// Invalidations remembered for in-flight stores; a reader older than these is refused.
+const LOG_LEN: usize = 4096;
+
+/// One invalidation: its epoch, the keys it named, whether it dropped every list.
+struct Invalidated {
+    epoch: u64,
+    keys: Vec<String>,
+    lists: bool,
+}
 
 /// A payload held in process, with a decoded form built once by its first reader (the
 /// redirect hot path keeps a ready-made response there).
@@ -57,7 +69,7 @@ impl Weighter<String, Entry> for Weight {
 
 pub(crate) struct Tier {
     entries: quick_cache::sync::Cache<String, Entry, Weight>,
-    gate: RwLock<()>,
+    gate: RwLock<VecDeque<Invalidated>>,
     epoch: AtomicU64,
     /// Part of every list key: bumping it drops every cached list at once.
     list_generation: AtomicU64,
@@ -70,7 +82,7 @@ impl Tier {
         let estimated_items = (max_bytes / 512).max(16) as usize;
         Self {
             entries: quick_cache::sync::Cache::with_weighter(estimated_items, max_bytes, Weight),
-            gate: RwLock::new(()),
+            gate: RwLock::new(VecDeque::new()),
             epoch: AtomicU64::new(0),
             list_generation: AtomicU64::new(0),
             enabled: AtomicBool::new(enabled),
@@ -102,9 +114,19 @@ impl Tier {
         if !self.enabled() {
             return;
         }
-        let _gate = self.gate.read().unwrap_or_else(PoisonError::into_inner);
+        let log = self.gate.read().unwrap_or_else(PoisonError::into_inner);
         if self.epoch() != epoch_seen {
-            return;
+            let reaches = log
+                .front()
+                .is_some_and(|first| first.epoch <= epoch_seen + 1);
+            let is_list = key.starts_with("urls:");
+            let touched = log
+                .iter()
+                .filter(|inv| inv.epoch > epoch_seen)
+                .any(|inv| (inv.lists && is_list) || inv.keys.contains(&key));
+            if !reaches || touched {
+                return;
+            }
         }
         let cached = Arc::new(Cached {
             payload: payload.to_owned(),
@@ -121,18 +143,28 @@ impl Tier {
 
     /// Removes `keys` (and every list if `lists`); in-flight readers cannot store.
     pub(crate) fn invalidate(&self, keys: &[String], lists: bool) {
-        let _gate = self.gate.write().unwrap_or_else(PoisonError::into_inner);
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        let mut log = self.gate.write().unwrap_or_else(PoisonError::into_inner);
+        let epoch = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
         if lists {
             self.list_generation.fetch_add(1, Ordering::AcqRel);
         }
         for key in keys {
             self.entries.remove(key.as_str());
         }
+        if log.len() == LOG_LEN {
+            log.pop_front();
+        }
+        log.push_back(Invalidated {
+            epoch,
+            keys: keys.to_vec(),
+            lists,
+        });
     }
 
     pub(crate) fn clear(&self) {
-        let _gate = self.gate.write().unwrap_or_else(PoisonError::into_inner);
+        let mut log = self.gate.write().unwrap_or_else(PoisonError::into_inner);
+        // Nothing loaded before a clear may be stored: the log restarts after it.
+        log.clear();
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.list_generation.fetch_add(1, Ordering::AcqRel);
         self.entries.clear();
@@ -168,15 +200,31 @@ mod tests {
     }
 
     #[test]
+    fn an_invalidation_of_another_key_refuses_nothing() {
+        let tier = Tier::new(1 << 20, true);
+        let seen = tier.epoch();
+        tier.invalidate(&["b".into()], false);
+        tier.put("a".into(), "v", Duration::from_mins(1), seen);
+        assert!(tier.get("a").is_some());
+        tier.invalidate(&[], true);
+        tier.put("urls:x@0".into(), "v", Duration::from_mins(1), seen);
+        assert!(
+            tier.get("urls:x@0").is_none(),
+            "a list store after a lists bump is refused"
+        );
+        tier.clear();
+        tier.put("a".into(), "v", Duration::from_mins(1), seen);
+        assert!(
+            tier.get("a").is_none(),
+            "a store from before a clear is refused"
+        );
+    }
+
+    #[test]
     fn a_full_tier_evicts_some_entries_and_stays_within_its_bytes() {
         let tier = Tier::new(64 * 1024, true);
         for i in 0..10_000 {
-            tier.put(
-                format!("k{i}"),
-                &"x".repeat(100),
-                Duration::from_mins(1),
-                0,
-            );
+            tier.put(format!("k{i}"), &"x".repeat(100), Duration::from_mins(1), 0);
         }
         assert!(tier.weight() <= 64 * 1024, "{}", tier.weight());
         let kept = (0..10_000)
