@@ -10,6 +10,8 @@
 # Prints ratios to the bare baseline and writes ops/bench-results/<time>.json.
 # Knobs: BENCH_SECONDS (10), BENCH_CONNECTIONS (64), BENCH_BACKLOG (1000000), BENCH_RATE (5000),
 # BENCH_ROUNDS (3: bare and Curtain alternate this many times; medians are compared).
+# Then ops/bench-cache.sh (random redirects over 10,000 links with and without 20 creates/s;
+# BENCH_CACHE=0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_RUN=${BENCH_SECONDS:-10}
@@ -140,3 +142,8 @@ print(f"\nbare {r['bare']['rps']:.0f} rps | curtain {r['curtain']['rps']:.0f} rp
 print(f"drain {r['drain']['clicks_per_s']} clicks/s | lag p99 <= {r['lag']['p99_le_seconds']} s at {r['lag']['rate_per_s']}/s")
 PY
 cp "$OUT/$STAMP.json" "$OUT/latest.json"
+
+if [ "${BENCH_CACHE:-1}" != 0 ]; then
+  cleanup
+  BENCH_SKIP_BUILD=1 ops/bench-cache.sh
+fi

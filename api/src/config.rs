@@ -32,6 +32,12 @@ pub struct Config {
     #[arg(long, env = "CACHE_TTL_SECONDS", default_value = "60", value_parser = parse_secs)]
     pub cache_ttl: Duration,
 
+    /// Warm the redirect cache after every create or update, so the first click is a cache
+    /// hit: a `warm_cache` job for `curtain-worker` with `REDIS_URL`, else in process before
+    /// the write answers.
+    #[arg(long, env = "CACHE_WARM_ON_WRITE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub cache_warm_on_write: bool,
+
     /// Public base URL used in UI links (e.g. `https://sho.rt`). Unset: `http://` + Host header.
     #[arg(long, env = "PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,

@@ -18,6 +18,7 @@ pub mod short_code;
 pub mod spool;
 pub mod state;
 pub mod target_url;
+pub mod warm;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -8,7 +8,7 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
 };
 
-use jobs::ClickQueue;
+use jobs::{ClickQueue, Producer};
 use storage::cache::Cache;
 use storage::counters::Counters;
 
@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::metrics::{Metrics, QueueGauges};
 use crate::short_code::CodeGenerator;
 use crate::spool::Spool;
+use crate::warm::Warmer;
 
 pub struct AppState {
     pub db: DatabaseConnection,
@@ -24,6 +25,7 @@ pub struct AppState {
     pub clicks: ClickRecorder,
     pub counters: Arc<Counters>,
     pub codes: CodeGenerator,
+    pub warmer: Warmer,
     pub metrics: Metrics,
     pub templates: tera::Tera,
     pub instance: String,
@@ -136,6 +138,7 @@ impl AppState {
         .context("loading deployment_settings")?;
         let instance = config.common.instance_name();
         let metrics = Metrics::new(&instance);
+        metrics.register_cache(cache.metrics());
         let counters = match counters_for(config, &settings.deployment_id)? {
             // In-process counters start from the events, so a restart keeps the figures.
             Counters::Memory(_) => {
@@ -151,6 +154,15 @@ impl AppState {
                 Arc::new(counters)
             }
             sharded @ Counters::Sharded(_) => Arc::new(sharded),
+        };
+        let warmer = match (&config.redis_url, config.cache_warm_on_write) {
+            (_, false) => Warmer::Off,
+            (None, true) => Warmer::InProcess,
+            (Some(url), true) => Warmer::Queue(
+                Producer::connect(url, &config.common.warm_queue)
+                    .await
+                    .context("REDIS_URL (warm queue)")?,
+            ),
         };
         let sink = match &config.redis_url {
             Some(url) => {
@@ -183,6 +195,7 @@ impl AppState {
             clicks,
             counters,
             codes: CodeGenerator::new(&settings.short_code_secret),
+            warmer,
             metrics,
             templates: crate::html::templates()?,
             instance,

@@ -47,6 +47,10 @@ pub struct CommonArgs {
     #[arg(long, env = "ALERT_REPEAT_WINDOW_SECONDS", default_value_t = 14_400)]
     pub alert_repeat_window_seconds: u64,
 
+    /// Name of the cache-warming queue (api and worker must agree).
+    #[arg(long, env = "WARM_QUEUE", default_value = jobs::WarmCache::QUEUE)]
+    pub warm_queue: String,
+
     /// Redis URL of the shared read-through cache. Unset: an in-process cache.
     #[arg(long, env = "CACHE_REDIS_URL")]
     pub cache_redis_url: Option<String>,

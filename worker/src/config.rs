@@ -47,6 +47,14 @@ pub struct Config {
     #[arg(long, env = "WORKER_MAX_RESTARTS", default_value_t = 30)]
     pub max_restarts_per_minute: usize,
 
+    /// Links warmed at start-up and every `WARM_EVERY`: the most-redirected of the last hour.
+    #[arg(long, env = "WARM_TOP_N", default_value_t = 100)]
+    pub warm_top_n: u64,
+
+    /// Seconds between two warming passes over the top links (0: never, not even at start-up).
+    #[arg(long, env = "WARM_EVERY", default_value = "60", value_parser = parse_secs)]
+    pub warm_every: Duration,
+
     #[command(flatten)]
     pub common: storage::config::CommonArgs,
 }
@@ -55,6 +63,12 @@ fn parse_millis(s: &str) -> Result<Duration, String> {
     s.parse::<u64>()
         .map(Duration::from_millis)
         .map_err(|e| format!("expected milliseconds: {e}"))
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    s.parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|e| format!("expected whole seconds: {e}"))
 }
 
 impl Config {

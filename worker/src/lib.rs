@@ -13,6 +13,7 @@ pub mod config;
 pub mod jobs;
 pub mod maintenance;
 pub mod metrics;
+pub mod warming;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -107,7 +108,9 @@ pub async fn run(
     alert_queue.promote_all_due().await?;
     let metrics = WorkerMetrics::new(&config.common.click_queue);
     let _ = metrics.queue(&config.common.alert_queue);
+    let _ = metrics.queue(&config.common.warm_queue);
     let alerts = jobs::deliver_alert::deliverer(&config, &alert_queue, &metrics)?;
+    metrics.register_cache(cache.metrics());
     let state = Arc::new(WorkerState {
         config: config.clone(),
         db,
@@ -116,10 +119,16 @@ pub async fn run(
         metrics,
         alerts,
     });
+    let warm_queue = Arc::new(
+        ::jobs::JobQueue::connect(&config.redis_url, Some(&config.common.warm_queue))
+            .await
+            .context("REDIS_URL (warm queue)")?,
+    );
     tokio::spawn(maintenance::run(
         state.clone(),
-        vec![queue.clone(), alert_queue.clone()],
+        vec![queue.clone(), alert_queue.clone(), warm_queue],
     ));
+    tokio::spawn(warming::run(state.clone()));
 
     let app = Route::new()
         .at("/health", get(health))

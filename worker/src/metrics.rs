@@ -252,6 +252,13 @@ impl WorkerMetrics {
         self.per_queue.series(queue)
     }
 
+    /// Adds the cache's metrics (lookups per tier, warm jobs) to this registry.
+    pub fn register_cache(&self, cache: &storage::cache::CacheMetrics) {
+        cache
+            .register(&self.registry)
+            .unwrap_or_else(|e| panic!("cache metrics: {e}"));
+    }
+
     /// The text exposition of every metric.
     #[must_use]
     pub fn render(&self) -> String {

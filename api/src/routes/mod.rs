@@ -19,7 +19,7 @@ use poem_openapi::{OpenApiService, Tags};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::cache::CacheKey;
+use crate::cache::{CacheKey, Lookup};
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{IntParam, parse_path_id};
 use crate::state::AppState;
@@ -108,8 +108,8 @@ pub const HIT: &str = "HIT";
 pub const MISS: &str = "MISS";
 pub const BYPASS: &str = "BYPASS";
 
-/// Read-through: the cached payload (`HIT`) or `load()` stored under the generation read
-/// before loading (`MISS`). `load` answering `None` (not found) is not cached.
+/// Read-through: the cached payload (`HIT`) or `load()` stored under the version read with
+/// the miss, before loading (`MISS`). `load` answering `None` (not found) is not cached.
 pub async fn read_through<T, F, Fut>(
     state: &AppState,
     key: CacheKey,
@@ -120,20 +120,20 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = ApiResult<Option<T>>>,
 {
-    if let Some(value) = state
-        .cache
-        .get(&key)
-        .await
-        .and_then(|raw| serde_json::from_str(&raw).ok())
-    {
-        return Ok(Some((value, HIT)));
-    }
-    let generation = state.cache.generation().await;
+    let snapshot = match state.cache.lookup(&key).await {
+        Lookup::Hit(raw) => {
+            if let Ok(value) = serde_json::from_str(&raw) {
+                return Ok(Some((value, HIT)));
+            }
+            None
+        }
+        Lookup::Miss(snapshot) => snapshot,
+    };
     let Some(value) = load().await? else {
         return Ok(None);
     };
-    if let (Some(generation), Ok(raw)) = (generation, serde_json::to_string(&value)) {
-        state.cache.put(&generation, &key, &raw).await;
+    if let (Some(snapshot), Ok(raw)) = (snapshot, serde_json::to_string(&value)) {
+        state.cache.put(&snapshot, &key, &raw).await;
     }
     Ok(Some((value, MISS)))
 }

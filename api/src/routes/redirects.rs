@@ -19,7 +19,6 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Html;
 use poem_openapi::{ApiResponse, OpenApi};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use serde::{Deserialize, Serialize};
 
 use super::urls::NOT_FOUND;
 use super::{Api, Tag, read_through};
@@ -28,7 +27,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::html;
 use crate::short_code::ShortCode;
 use crate::state::AppState;
-use crate::target_url::to_location;
+use crate::warm::RedirectTarget;
 use jobs::Click;
 
 pub struct RedirectsApi(pub Api);
@@ -44,13 +43,6 @@ pub enum Redirect {
     ),
 }
 
-/// What the redirect cache holds for an active code.
-#[derive(Serialize, Deserialize)]
-struct Target {
-    id: i64,
-    location: String,
-}
-
 /// A cached target ready to answer: built once per in-process cache entry.
 struct Prepared {
     id: i64,
@@ -60,7 +52,7 @@ struct Prepared {
 
 impl Prepared {
     fn decode(payload: &str, templates: &tera::Tera) -> Option<Self> {
-        let target: Target = serde_json::from_str(payload).ok()?;
+        let target: RedirectTarget = serde_json::from_str(payload).ok()?;
         Some(Self {
             id: target.id,
             location: HeaderValue::from_str(&target.location).ok()?,
@@ -165,10 +157,7 @@ async fn redirect(state: &AppState, raw: &str, req: &Request) -> ApiResult<Redir
                 .filter(url::Column::IsActive.eq(true))
                 .one(&state.db)
                 .await?;
-            Ok(row.map(|r| Target {
-                id: r.id,
-                location: to_location(&r.original_url),
-            }))
+            Ok(row.as_ref().map(RedirectTarget::of))
         },
     )
     .await?

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use super::users::Deleted;
 use super::{Api, BYPASS, Tag, path_id, read_through};
 use crate::body::JsonBody;
-use crate::cache::CacheKey;
+use crate::cache::{CacheKey, Invalidation};
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{IntParam, IntValue, char_len, int_value, parse_int_param};
 use crate::models::{Url, UrlInput, UrlUpdate, now};
@@ -208,7 +208,14 @@ pub async fn create_url(state: &AppState, body: Option<&Value>) -> ApiResult<(ur
     .insert(&txn)
     .await?;
     txn.commit().await?;
-    state.cache.invalidate_all().await;
+    state
+        .cache
+        .invalidate(Invalidation::link(row.id, &row.short_code))
+        .await;
+    state
+        .warmer
+        .after_write(&state.db, &state.cache, row.id)
+        .await;
     Ok((row, true))
 }
 
@@ -415,7 +422,15 @@ impl UrlsApi {
         .insert(&txn)
         .await?;
         txn.commit().await?;
-        self.0.cache.invalidate_all().await;
+        let state = &self.0;
+        state
+            .cache
+            .invalidate(Invalidation::link(row.id, &row.short_code))
+            .await;
+        state
+            .warmer
+            .after_write(&state.db, &state.cache, row.id)
+            .await;
         Ok(UrlRead::Ok(Json(row.into()), BYPASS.into()))
     }
 
@@ -426,7 +441,7 @@ impl UrlsApi {
     #[oai(path = "/urls/:id", method = "delete")]
     async fn delete(&self, id: Path<String>) -> ApiResult<Deleted> {
         let id = path_id(&id, NOT_FOUND)?;
-        find(&self.0, id).await?;
+        let existing = find(&self.0, id).await?;
         let txn = self.0.db.begin().await?;
         event::Entity::delete_many()
             .filter(event::Column::UrlId.eq(id))
@@ -437,7 +452,10 @@ impl UrlsApi {
         if deleted.rows_affected == 0 {
             return Err(ApiError::not_found(NOT_FOUND));
         }
-        self.0.cache.invalidate_all().await;
+        self.0
+            .cache
+            .invalidate(Invalidation::link(id, &existing.short_code))
+            .await;
         Ok(Deleted::NoContent)
     }
 }

@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 use super::{Api, Tag, path_id};
 use crate::body::JsonBody;
+use crate::cache::Invalidation;
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{char_len, parse_page};
 use crate::models::{User, UserInput, now};
@@ -223,6 +224,13 @@ impl UsersApi {
         let id = path_id(&id, NOT_FOUND)?;
         self.find(id).await?;
         let txn = self.0.db.begin().await?;
+        let owned: Vec<i64> = url::Entity::find()
+            .select_only()
+            .column(url::Column::Id)
+            .filter(url::Column::UserId.eq(id))
+            .into_tuple()
+            .all(&txn)
+            .await?;
         url::Entity::update_many()
             .col_expr(url::Column::UserId, Expr::value(Option::<i64>::None))
             .filter(url::Column::UserId.eq(id))
@@ -238,7 +246,10 @@ impl UsersApi {
         if deleted.rows_affected == 0 {
             return Err(ApiError::not_found(NOT_FOUND));
         }
-        self.0.cache.invalidate_all().await;
+        self.0
+            .cache
+            .invalidate(Invalidation::owner_changed(owned))
+            .await;
         Ok(Deleted::NoContent)
     }
 }

@@ -26,3 +26,4 @@ mod system;
 mod ui;
 mod urls;
 mod users;
+mod warming;

@@ -63,7 +63,8 @@ backend_test! {
 }
 
 backend_test! {
-    async fn redirect_cache_is_miss_then_hit_and_ingestion_keeps_it(app) {
+    async fn without_warming_the_redirect_cache_is_miss_then_hit_and_ingestion_keeps_it(app) {
+        let app = TestApp::spawn_with(app.backend, |c| c.cache_warm_on_write = false).await;
         let url = app.create_url("https://example.com/hot").await;
         let path = format!("/r/{}", url["short_code"].as_str().unwrap());
         assert_eq!(app.get(&path).await.headers()["x-cache"], "MISS");
@@ -365,9 +366,10 @@ async fn deleting_a_link_on_one_instance_stops_its_redirects_on_the_other() {
 
 backend_test! {
     async fn a_cached_redirect_answers_exactly_like_the_first_one(app) {
-        // The first redirect of a code takes the documented operation (MISS); later ones are
-        // answered from the prepared 302 of the in-process cache (HIT). Same answer, same
-        // request id handling, same metric series.
+        // Without warming, the first redirect of a code takes the documented operation
+        // (MISS); later ones are answered from the prepared 302 of the in-process cache
+        // (HIT). Same answer, same request id handling, same metric series.
+        let app = TestApp::spawn_with(app.backend, |c| c.cache_warm_on_write = false).await;
         let url = app.create_url("https://example.com/same?x=<1>").await;
         let path = format!("/r/{}", url["short_code"].as_str().unwrap());
         let mut answers = Vec::new();

@@ -14,7 +14,7 @@ backend_test! {
         let resp = app.get(&format!("/r/{code}")).await;
         assert_eq!(resp.status(), 302);
         assert_eq!(resp.headers()["location"], "https://example.com/landing");
-        assert_eq!(resp.headers()["x-cache"], "MISS");
+        assert_eq!(resp.headers()["x-cache"], "HIT", "the create warmed the redirect cache");
         assert!(resp.text().await.unwrap().contains("Redirecting..."));
 
         app.run_pending_jobs().await;

@@ -2,6 +2,7 @@
 
 pub mod deliver_alert;
 pub mod record_clicks;
+pub mod warm_cache;
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ pub fn register(
     let monitor = deliver_alert::register(monitor, state, storage);
     let concurrency = state.config.click_concurrency.max(1);
     let poll = state.config.poll_interval;
+    let monitor = warm_cache::register(monitor, state, storage);
     let state = state.clone();
     let storage = storage.clone();
     monitor.register_n(concurrency, move |index, _restarts| {

@@ -12,14 +12,14 @@ use crate::helpers::*;
 
 /// A TCP proxy whose upstream can be cut: while cut, open connections are dropped and new ones
 /// are closed at once, as if the server were unreachable.
-struct CuttableProxy {
-    port: u16,
+pub(crate) struct CuttableProxy {
+    pub(crate) port: u16,
     up: Arc<AtomicBool>,
     generation: Arc<AtomicU64>,
 }
 
 impl CuttableProxy {
-    async fn start(upstream: &str) -> Self {
+    pub(crate) async fn start(upstream: &str) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let up = Arc::new(AtomicBool::new(true));
@@ -58,7 +58,7 @@ impl CuttableProxy {
         }
     }
 
-    fn cut(&self) {
+    pub(crate) fn cut(&self) {
         self.up.store(false, Ordering::SeqCst);
         self.generation.fetch_add(1, Ordering::SeqCst);
     }

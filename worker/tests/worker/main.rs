@@ -13,3 +13,4 @@ mod faults;
 mod kills;
 mod metrics;
 mod pipeline;
+mod warming;

@@ -1,0 +1,48 @@
+//! `warm_cache`: stores the redirect targets of links just created or updated, so their first
+//! click is a cache hit. Idempotent (it stores what the database holds now, under the version
+//! current before it read); a database failure is retried by the queue.
+
+use std::sync::Arc;
+
+use apalis::layers::WorkerBuilderExt;
+use apalis::prelude::{BackendExt, BoxDynError, Data, Monitor, WorkerBuilder};
+use apalis_redis::RedisStorage;
+use jobs::{ClickBatch, WarmCache, WarmLinks};
+
+use super::unique_name;
+use crate::WorkerState;
+
+pub async fn warm_cache(job: WarmLinks, state: Data<Arc<WorkerState>>) -> Result<(), BoxDynError> {
+    let series = state.metrics.queue(&state.config.common.warm_queue);
+    let started = std::time::Instant::now();
+    let result = api::warm::warm_links(&state.db, &state.cache, &job.url_ids).await;
+    series.duration.observe(started.elapsed().as_secs_f64());
+    if let Err(e) = result {
+        series.failed.inc();
+        series.retried.inc();
+        tracing::warn!(job.name = WarmCache::NAME, error = %e, "warm job failed; will retry");
+        return Err(e.into());
+    }
+    series.processed.inc();
+    Ok(())
+}
+
+/// One worker for the warm queue, on the click storage's connection.
+pub fn register(
+    monitor: Monitor,
+    state: &Arc<WorkerState>,
+    clicks: &RedisStorage<ClickBatch>,
+) -> Monitor {
+    let conn = clicks.clone().get_connection().clone();
+    let storage: RedisStorage<WarmLinks> = RedisStorage::new(conn)
+        .with_config(jobs::queue::queue_config(&state.config.common.warm_queue));
+    let poll = state.config.poll_interval;
+    let state = state.clone();
+    monitor.register(move |_restarts| {
+        WorkerBuilder::new(unique_name(WarmCache::NAME, 0))
+            .backend(storage.clone().poll_with_interval(poll))
+            .concurrency(1)
+            .data(state.clone())
+            .build(warm_cache)
+    })
+}
