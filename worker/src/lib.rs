@@ -62,6 +62,29 @@ fn render_metrics(metrics: poem::web::Data<&WorkerMetrics>) -> String {
     metrics.render()
 }
 
+/// The click, alert and warm queues, each with its backlog promoted: a backlog left while
+/// workers were down must not reach apalis' fetch script at once.
+async fn connect_queues(config: &Config) -> anyhow::Result<[Arc<::jobs::JobQueue>; 3]> {
+    let mut queues = Vec::with_capacity(3);
+    for name in [
+        &config.common.click_queue,
+        &config.common.alert_queue,
+        &config.common.warm_queue,
+    ] {
+        let queue = ::jobs::JobQueue::connect(&config.redis_url, Some(name))
+            .await
+            .with_context(|| format!("REDIS_URL (queue {name})"))?;
+        let promoted = queue.promote_all_due().await?;
+        if promoted > 0 {
+            tracing::info!(queue = %name, jobs = promoted, "promoted backlog before starting workers");
+        }
+        queues.push(Arc::new(queue));
+    }
+    queues
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("three queues"))
+}
+
 /// Runs the worker until `shutdown` resolves (then `Ok`, in-flight jobs finished). Returns an
 /// error, so the process exits non-zero, if the monitor keeps stopping on its own.
 pub async fn run(
@@ -90,22 +113,7 @@ pub async fn run(
             .context("CACHE_REDIS_URL")?,
         None => Cache::memory(Duration::from_mins(1)),
     };
-    let queue = Arc::new(
-        ::jobs::ClickQueue::connect(&config.redis_url, Some(&config.common.click_queue))
-            .await
-            .context("REDIS_URL (click queue)")?,
-    );
-    // A backlog left while workers were down must not reach apalis' fetch script at once.
-    let promoted = queue.promote_all_due().await?;
-    if promoted > 0 {
-        tracing::info!(jobs = promoted, "promoted backlog before starting workers");
-    }
-    let alert_queue = Arc::new(
-        ::jobs::JobQueue::connect(&config.redis_url, Some(&config.common.alert_queue))
-            .await
-            .context("REDIS_URL (alert queue)")?,
-    );
-    alert_queue.promote_all_due().await?;
+    let [queue, alert_queue, warm_queue] = connect_queues(&config).await?;
     let metrics = WorkerMetrics::new(&config.common.click_queue);
     let _ = metrics.queue(&config.common.alert_queue);
     let _ = metrics.queue(&config.common.warm_queue);
@@ -119,11 +127,6 @@ pub async fn run(
         metrics,
         alerts,
     });
-    let warm_queue = Arc::new(
-        ::jobs::JobQueue::connect(&config.redis_url, Some(&config.common.warm_queue))
-            .await
-            .context("REDIS_URL (warm queue)")?,
-    );
     tokio::spawn(maintenance::run(
         state.clone(),
         vec![queue.clone(), alert_queue.clone(), warm_queue],
