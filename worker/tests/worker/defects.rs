@@ -512,7 +512,10 @@ async fn queue_redis_memory_stays_flat_over_1_000_000_clicks() {
     );
     // The events' unique index cannot double a click; the counters have no such index: each
     // click is counted once there too.
-    let counters = storage::counters::Counters::sharded(&[shard.addr()], &ns.prefix).unwrap();
+    let deployment = storage::settings::deployment_id(&conn).await.unwrap();
+    let counters =
+        storage::counters::Counters::for_deployment(&[shard.addr()], &ns.prefix, &deployment)
+            .unwrap();
     let now = chrono::Utc::now().naive_utc();
     let mut counted = 0;
     for (_, code) in &links {

@@ -436,12 +436,21 @@ pub async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value 
 
 /// The value of a metric with one series on a `/metrics` page (0 when absent).
 pub async fn metric(url: &str, name: &str) -> f64 {
+    metric_where(url, name, "").await
+}
+
+/// The value of the series of `name` whose labels contain `labels` (e.g. `queue="q"`; empty:
+/// the first series), 0 when absent.
+pub async fn metric_where(url: &str, name: &str, labels: &str) -> f64 {
     let text = reqwest::get(url).await.unwrap().text().await.unwrap();
     text.lines()
         .find_map(|l| {
             let rest = l.strip_prefix(name)?;
             let value = match rest.strip_prefix('{') {
-                Some(labelled) => labelled.split_once("} ")?.1,
+                Some(labelled) => {
+                    let (set, value) = labelled.split_once("} ")?;
+                    set.contains(labels).then_some(value)?
+                }
                 None => rest.strip_prefix(' ')?,
             };
             value.trim().parse().ok()

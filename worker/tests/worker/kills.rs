@@ -250,7 +250,13 @@ async fn a_stranded_job_is_run(how: Stranded, metric_name: &str) {
     )
     .await;
     assert_eq!(
-        metric(&metrics_url, metric_name).await.round() as u64,
+        metric_where(
+            &metrics_url,
+            metric_name,
+            &format!("queue=\"{}\"", ns.queue)
+        )
+        .await
+        .round() as u64,
         1,
         "{metric_name}"
     );

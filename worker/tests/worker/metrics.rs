@@ -145,8 +145,11 @@ async fn every_queue_series_names_its_queue_and_none_carries_instance_or_job() {
             "{line}"
         );
         if line.starts_with("curtain_queue_") {
-            assert!(line.contains(&queue_label), "{line}");
-            families.insert(line.split(['{', ' ']).next().unwrap().to_owned());
+            // Every queue the worker consumes (clicks, alerts, warming) has its own series.
+            assert!(line.contains("queue=\"wtest-"), "{line}");
+            if line.contains(&queue_label) {
+                families.insert(line.split(['{', ' ']).next().unwrap().to_owned());
+            }
         }
     }
     let expected = [
@@ -161,6 +164,9 @@ async fn every_queue_series_names_its_queue_and_none_carries_instance_or_job() {
         "curtain_queue_oldest_job_age_seconds",
         "curtain_queue_worker_records_pruned_total",
         "curtain_queue_workers_alive",
+        "curtain_queue_oldest_ready_age_seconds",
+        "curtain_queue_stranded_jobs_recovered_total",
+        "curtain_queue_dead_jobs_redriven_total",
     ];
     for family in expected {
         assert!(
