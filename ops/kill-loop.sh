@@ -45,7 +45,7 @@ export DATABASE_URL=$PG REDIS_URL=redis://127.0.0.1:6410/ CACHE_REDIS_URL=redis:
   CLICK_SPOOL_DIR=$(mktemp -d) RUST_LOG=warn
 API=http://127.0.0.1:5911
 wait_http() { for _ in $(seq 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; log "no answer from $1"; exit 1; }
-start_worker() { CURTAIN_LISTEN=127.0.0.1:5912 "$BIN/curtain-worker" 2>>/tmp/curtain-kill-loop-worker.log & worker=$!; }
+start_worker() { CURTAIN_LISTEN=127.0.0.1:5912 "$BIN/curtain-worker" >>/tmp/curtain-kill-loop-worker.log 2>&1 & worker=$!; }
 
 CURTAIN_LISTEN=127.0.0.1:5911 "$BIN/curtain-api" 2>/tmp/curtain-kill-loop-api.log & pids+=($!)
 wait_http $API/health

@@ -8,7 +8,7 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
 };
 
-use jobs::{ClickQueue, Producer};
+use jobs::{ClickQueue, JobQueue};
 use storage::cache::Cache;
 use storage::counters::Counters;
 
@@ -158,11 +158,11 @@ impl AppState {
         let warmer = match (&config.redis_url, config.cache_warm_on_write) {
             (_, false) => Warmer::Off,
             (None, true) => Warmer::InProcess,
-            (Some(url), true) => Warmer::Queue(
-                Producer::connect(url, &config.common.warm_queue)
+            (Some(url), true) => Warmer::Queue(Box::new(
+                JobQueue::connect(url, Some(&config.common.warm_queue))
                     .await
                     .context("REDIS_URL (warm queue)")?,
-            ),
+            )),
         };
         let sink = match &config.redis_url {
             Some(url) => {

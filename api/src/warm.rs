@@ -101,7 +101,7 @@ pub enum Warmer {
     /// No job queue (embedded default): warm in process before the write answers.
     InProcess,
     /// A `warm_cache` job for `curtain-worker`; in process if the queue refuses it.
-    Queue(jobs::Producer),
+    Queue(Box<jobs::JobQueue>),
 }
 
 impl Warmer {
@@ -109,9 +109,9 @@ impl Warmer {
     pub async fn after_write(&self, db: &DatabaseConnection, cache: &Cache, id: i64) {
         match self {
             Self::Off => {}
-            Self::Queue(producer) => {
+            Self::Queue(queue) => {
                 let job = jobs::WarmLinks { url_ids: vec![id] };
-                if let Err(e) = producer.push(&job).await {
+                if let Err(e) = queue.push_job(&job).await {
                     tracing::warn!(error = %e, url.id = id, "warm_cache push failed; warming in process");
                     warm_in_process(db, cache, id).await;
                 }

@@ -7,12 +7,10 @@
 
 pub mod alert;
 pub mod click;
-pub mod producer;
 pub mod queue;
 pub mod warm;
 
 pub use alert::{Alert, AlertDelivery, AlertGroup, AlertStatus, DeliverAlert};
 pub use click::{Click, ClickBatch, RecordClicks};
-pub use producer::Producer;
 pub use queue::{ClickQueue, JobQueue, QueueDepth, QueueError};
 pub use warm::{WarmCache, WarmLinks};

@@ -152,7 +152,7 @@ const READY_AGE_SAMPLE: isize = 100;
 /// hash entry, metadata hash, active list, wake-up signal). Skipping `<q>:scheduled` means a
 /// backlog of pushes can never wedge the fetch script, and the api encodes each job once.
 /// KEYS: data hash, active list, signal list. ARGV[1]: metadata prefix, then (id, json) pairs.
-pub(crate) const PUSH: &str = r"
+const PUSH: &str = r"
 local pushed = 0
 for i = 2, #ARGV, 2 do
   local id = ARGV[i]

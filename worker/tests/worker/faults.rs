@@ -68,8 +68,9 @@ impl CuttableProxy {
     }
 }
 
-/// Redirect load from `conns` loops until `stop`; returns (302s, other answers).
-fn redirect_load(
+/// Redirect load from `conns` loops until `stop`; returns (302s, other answers). Each loop
+/// finishes its request in flight, so the count is exact.
+pub(crate) fn redirect_load(
     url: String,
     conns: usize,
     stop: Arc<AtomicBool>,

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
@@ -16,47 +16,6 @@ use rand::Rng;
 use crate::helpers::*;
 
 const REDIRECT_EVENTS: &str = "SELECT COUNT(*) FROM events WHERE event_type = 'redirect'";
-
-/// Redirect load from `conns` loops until `stop`; returns (302s, other answers). Each loop
-/// finishes its request in flight, so the count is exact.
-fn redirect_load(
-    url: String,
-    conns: usize,
-    stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<(u64, u64)> {
-    tokio::spawn(async move {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap();
-        let ok = Arc::new(AtomicU64::new(0));
-        let bad = Arc::new(AtomicU64::new(0));
-        let loops: Vec<_> = (0..conns)
-            .map(|_| {
-                let (client, url, ok, bad, stop) = (
-                    client.clone(),
-                    url.clone(),
-                    ok.clone(),
-                    bad.clone(),
-                    stop.clone(),
-                );
-                tokio::spawn(async move {
-                    while !stop.load(Ordering::SeqCst) {
-                        match client.get(&url).send().await {
-                            Ok(r) if r.status() == 302 => ok.fetch_add(1, Ordering::SeqCst),
-                            _ => bad.fetch_add(1, Ordering::SeqCst),
-                        };
-                    }
-                })
-            })
-            .collect();
-        for l in loops {
-            l.await.unwrap();
-        }
-        (ok.load(Ordering::SeqCst), bad.load(Ordering::SeqCst))
-    })
-}
 
 /// Where every job of the queue is: printed when the counts do not add up.
 async fn queue_report(redis: &str, queue: &str) -> String {
@@ -127,7 +86,7 @@ async fn a_worker_sigkilled_at_random_moments_under_load_loses_and_doubles_no_cl
     let conn = db.connect().await;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let load = redirect_load(format!("{}/r/{code}", api.address), 32, stop.clone());
+    let load = crate::faults::redirect_load(format!("{}/r/{code}", api.address), 32, stop.clone());
     for i in 0..kills {
         // Random moments: anywhere in fetch, run, ack, promote or prune of whatever is going on.
         let (alive, down) = {
