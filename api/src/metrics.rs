@@ -79,14 +79,7 @@ impl QueueGauges {
 
     /// Sets every gauge of `queue` from one reading.
     pub fn set(&self, queue: &str, d: &QueueDepth) {
-        for (state, value) in [
-            ("due", d.due),
-            ("scheduled", d.future),
-            ("ready", d.ready),
-            ("running", d.running),
-            ("dead", d.dead),
-            ("done", d.done),
-        ] {
+        for (state, value) in d.by_state() {
             self.jobs
                 .with_label_values(&[queue, state])
                 .set(value as i64);

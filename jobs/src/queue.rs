@@ -57,6 +57,20 @@ pub struct QueueDepth {
 }
 
 impl QueueDepth {
+    /// Every job count under the `state` label the metrics use (together they partition a
+    /// queue's jobs).
+    #[must_use]
+    pub fn by_state(&self) -> [(&'static str, u64); 6] {
+        [
+            ("ready", self.ready),
+            ("due", self.due),
+            ("scheduled", self.future),
+            ("running", self.running),
+            ("dead", self.dead),
+            ("done", self.done),
+        ]
+    }
+
     /// Jobs that still have to run.
     #[must_use]
     pub fn pending(&self) -> u64 {

@@ -134,14 +134,7 @@ async fn export_depth(state: &WorkerState, queue: &JobQueue) -> Option<jobs::Que
     let name = queue.name();
     let depth = match queue.depth().await {
         Ok(d) => {
-            for (label, value) in [
-                ("due", d.due),
-                ("scheduled", d.future),
-                ("ready", d.ready),
-                ("running", d.running),
-                ("dead", d.dead),
-                ("done", d.done),
-            ] {
+            for (label, value) in d.by_state() {
                 state
                     .metrics
                     .queue_jobs
