@@ -208,6 +208,14 @@ pub async fn create_url(state: &AppState, body: Option<&Value>) -> ApiResult<(ur
     .insert(&txn)
     .await?;
     txn.commit().await?;
+    after_link_write(state, &row).await;
+    Ok((row, true))
+}
+
+/// The id's code, or the next longer one while an imported code occupies it.
+/// After a committed create or update of `row`: its caches invalidated on every instance,
+/// then its redirect warmed with the new state.
+async fn after_link_write(state: &AppState, row: &url::Model) {
     state
         .cache
         .invalidate(Invalidation::link(row.id, &row.short_code))
@@ -216,10 +224,8 @@ pub async fn create_url(state: &AppState, body: Option<&Value>) -> ApiResult<(ur
         .warmer
         .after_write(&state.db, &state.cache, row.id)
         .await;
-    Ok((row, true))
 }
 
-/// The id's code, or the next longer one while an imported code occupies it.
 async fn free_code(state: &AppState, db: &impl ConnectionTrait, id: i64) -> ApiResult<String> {
     for attempt in 0.. {
         let Some(code) = state.codes.code_for(id as u64, attempt) else {
@@ -422,15 +428,7 @@ impl UrlsApi {
         .insert(&txn)
         .await?;
         txn.commit().await?;
-        let state = &self.0;
-        state
-            .cache
-            .invalidate(Invalidation::link(row.id, &row.short_code))
-            .await;
-        state
-            .warmer
-            .after_write(&state.db, &state.cache, row.id)
-            .await;
+        after_link_write(&self.0, &row).await;
         Ok(UrlRead::Ok(Json(row.into()), BYPASS.into()))
     }
 

@@ -166,20 +166,25 @@ async fn clicks_of_a_deleted_link_are_dropped_without_failing_the_batch() {
     assert_eq!((report.inserted, report.dropped_deleted), (1, 1));
 }
 
+/// Three throw-away shard servers and counters on them (keys under a fresh prefix).
+fn three_shards() -> ([RedisServer; 3], Counters) {
+    let shards = [
+        RedisServer::start(),
+        RedisServer::start(),
+        RedisServer::start(),
+    ];
+    let addrs: Vec<String> = shards.iter().map(RedisServer::addr).collect();
+    let counters = Counters::sharded(&addrs, &Namespace::new().prefix).unwrap();
+    (shards, counters)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     not(curtain_services),
     ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
 )]
 async fn counters_fail_over_clockwise_when_a_shard_stops_and_reads_still_find_them() {
-    let ns = Namespace::new();
-    let mut shards = [
-        RedisServer::start(),
-        RedisServer::start(),
-        RedisServer::start(),
-    ];
-    let addrs: Vec<String> = shards.iter().map(RedisServer::addr).collect();
-    let counters = Counters::sharded(&addrs, &ns.prefix).unwrap();
+    let (mut shards, counters) = three_shards();
     let code = "failover1";
     let owner = storage::ring::HashRing::new(3).owner(code).unwrap();
     shards[owner].stop();
@@ -224,14 +229,7 @@ async fn counters_fail_over_clockwise_when_a_shard_stops_and_reads_still_find_th
     ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
 )]
 async fn a_retried_batch_counts_once_while_the_shard_it_failed_over_to_is_down() {
-    let ns = Namespace::new();
-    let mut shards = [
-        RedisServer::start(),
-        RedisServer::start(),
-        RedisServer::start(),
-    ];
-    let addrs: Vec<String> = shards.iter().map(RedisServer::addr).collect();
-    let counters = Counters::sharded(&addrs, &ns.prefix).unwrap();
+    let (mut shards, counters) = three_shards();
     let code = "failover2";
     let ring = storage::ring::HashRing::new(3);
     let preference = ring.preference(code);
