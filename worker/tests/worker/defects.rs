@@ -559,3 +559,86 @@ async fn a_worker_whose_queue_redis_stays_down_exits_non_zero() {
     eprintln!("gave up after {:?}", started.elapsed());
     assert!(!status.success(), "gave up with {status:?}");
 }
+
+/// apalis-redis is pinned (`=1.0.0`) because our Lua scripts write and read its key layout
+/// directly. This fails when an upgrade changes that layout: the key names, the hash that
+/// holds a job's payload, the fields of its metadata hash, or where a pushed job waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn apalis_redis_key_layout_is_the_one_our_scripts_write() {
+    let ns = Namespace::new();
+    let q = ns.queue.as_str();
+    let config = jobs::queue::queue_config(q);
+    assert_eq!(config.active_jobs_list(), format!("{q}:active"));
+    assert_eq!(config.scheduled_jobs_set(), format!("{q}:scheduled"));
+    assert_eq!(config.job_data_hash(), format!("{q}:data"));
+    assert_eq!(config.job_meta_hash(), format!("{q}:meta"));
+    assert_eq!(config.inflight_jobs_set(), format!("{q}:inflight"));
+    assert_eq!(config.workers_set(), format!("{q}:workers"));
+    assert_eq!(config.dead_jobs_set(), format!("{q}:dead"));
+    assert_eq!(config.done_jobs_set(), format!("{q}:done"));
+    assert_eq!(config.signal_list(), format!("{q}:signal"));
+
+    let redis = RedisServer::start();
+    let links = vec![(1_i64, "abc".to_owned())];
+    push_raw(&redis.url(), q, &links, 1).await;
+    let queue = jobs::ClickQueue::connect(&redis.url(), Some(q))
+        .await
+        .unwrap();
+    queue
+        .push(&ClickBatch::new(vec![click(1, "abc", "ours")]))
+        .await
+        .unwrap();
+
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let theirs: Vec<String> = redis::cmd("ZRANGE")
+        .arg(config.scheduled_jobs_set())
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let ours: Vec<String> = redis::cmd("LRANGE")
+        .arg(config.active_jobs_list())
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        (theirs.len(), ours.len()),
+        (1, 1),
+        "apalis pushes to scheduled, we to active"
+    );
+    let mut fields = Vec::new();
+    for id in [&theirs[0], &ours[0]] {
+        let payload: Option<Vec<u8>> = redis::cmd("HGET")
+            .arg(config.job_data_hash())
+            .arg(id)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let batch: ClickBatch = serde_json::from_slice(&payload.expect("payload in the data hash"))
+            .expect("the payload is the job's JSON");
+        assert_eq!(batch.clicks.len(), 1);
+        let mut keys: Vec<String> = redis::cmd("HKEYS")
+            .arg(format!("{}:{id}", config.job_meta_hash()))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        keys.sort();
+        fields.push(keys);
+    }
+    assert_eq!(
+        fields[0], fields[1],
+        "our push writes the metadata fields apalis' own push writes"
+    );
+    assert_eq!(
+        fields[1],
+        ["attempts", "idempotency_key", "max_attempts", "status"]
+    );
+}
