@@ -135,3 +135,50 @@ impl Spool {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stored_batch_is_pending_whole_and_a_torn_write_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        spool.store("b1", b"{\"batch\":1}").await.unwrap();
+        // A crash between create and rename leaves only the temporary name: never pending.
+        std::fs::write(dir.path().join(".b2.tmp"), b"{\"bat").unwrap();
+        let pending = spool.pending().await.unwrap();
+        assert_eq!(pending, vec![dir.path().join("b1.json")]);
+        assert_eq!(std::fs::read(&pending[0]).unwrap(), b"{\"batch\":1}");
+    }
+
+    #[tokio::test]
+    async fn pending_batches_come_oldest_first_and_a_retry_overwrites_its_own_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        for id in ["c", "a", "b"] {
+            spool.store(id, id.as_bytes()).await.unwrap();
+            // mtime resolution: keep the order observable.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The same batch id stored again (a retried store) stays one file.
+        spool.store("a", b"a").await.unwrap();
+        let names: Vec<String> = spool
+            .pending()
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["c", "b", "a"]);
+    }
+
+    #[test]
+    fn queue_down_is_remembered_until_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        assert!(!spool.queue_down());
+        spool.mark_queue_down();
+        assert!(spool.queue_down());
+    }
+}
