@@ -215,6 +215,12 @@ impl Metrics {
             .unwrap_or_else(|e| panic!("cache metrics: {e}"));
     }
 
+    pub fn register_rollups(&self, rollups: &storage::rollup::RollupMetrics) {
+        rollups
+            .register(&self.registry)
+            .unwrap_or_else(|e| panic!("rollup metrics: {e}"));
+    }
+
     /// The text exposition of every metric.
     #[must_use]
     pub fn render(&self) -> String {

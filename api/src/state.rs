@@ -114,6 +114,44 @@ fn spawn_depth_reader(queue: Arc<ClickQueue>, gauges: QueueGauges, name: String)
     });
 }
 
+/// Where clicks go: the queue (with its spool) when `REDIS_URL` is set, else ingestion in
+/// process; the embedded default also rolls analytics up itself (there is no worker).
+async fn click_sink(
+    config: &Config,
+    db: &DatabaseConnection,
+    counters: &Arc<Counters>,
+    cache: &Arc<Cache>,
+    metrics: &Metrics,
+) -> anyhow::Result<Sink> {
+    if let Some(url) = &config.redis_url {
+        let queue = Arc::new(
+            ClickQueue::connect(url, Some(&config.common.click_queue))
+                .await
+                .context("REDIS_URL (click queue)")?,
+        );
+        let spool = Arc::new(Spool::open(&config.click_spool_dir).context("CLICK_SPOOL_DIR")?);
+        spool.spawn_drainer(queue.clone());
+        spawn_depth_reader(
+            queue.clone(),
+            metrics.queue.clone(),
+            config.common.click_queue.clone(),
+        );
+        return Ok(Sink::Queue { queue, spool });
+    }
+    let rollups = storage::rollup::RollupMetrics::new();
+    metrics.register_rollups(&rollups);
+    tokio::spawn(storage::rollup::run_forever(
+        db.clone(),
+        storage::rollup::Schedule::from_config(&config.common),
+        rollups,
+    ));
+    Ok(Sink::Embedded {
+        db: db.clone(),
+        counters: counters.clone(),
+        cache: cache.clone(),
+    })
+}
+
 impl AppState {
     pub async fn build(config: &Config) -> anyhow::Result<Arc<Self>> {
         let db = connect_db(
@@ -164,29 +202,7 @@ impl AppState {
                     .context("REDIS_URL (warm queue)")?,
             )),
         };
-        let sink = match &config.redis_url {
-            Some(url) => {
-                let queue = Arc::new(
-                    ClickQueue::connect(url, Some(&config.common.click_queue))
-                        .await
-                        .context("REDIS_URL (click queue)")?,
-                );
-                let spool =
-                    Arc::new(Spool::open(&config.click_spool_dir).context("CLICK_SPOOL_DIR")?);
-                spool.spawn_drainer(queue.clone());
-                spawn_depth_reader(
-                    queue.clone(),
-                    metrics.queue.clone(),
-                    config.common.click_queue.clone(),
-                );
-                Sink::Queue { queue, spool }
-            }
-            None => Sink::Embedded {
-                db: db.clone(),
-                counters: counters.clone(),
-                cache: cache.clone(),
-            },
-        };
+        let sink = click_sink(config, &db, &counters, &cache, &metrics).await?;
         let alerts = crate::alerts::AlertIntake::build(config, metrics.alerts.clone()).await?;
         let clicks = ClickRecorder::start(sink, config.click_durability, metrics.clicks.clone());
         Ok(Arc::new(Self {

@@ -1,10 +1,11 @@
-//! sea-orm entities for Curtain's three tables.
+//! sea-orm entities for Curtain's tables: users, urls, events and the analytics rollups.
 //!
 //! Timestamps are UTC `NaiveDateTime`s with whole seconds; ids are 64-bit. Click metadata of
 //! `redirect` events lives in columns of its own (`click_id`, `visitor_hash`, `user_agent`,
 //! `referrer`) so that `details` stays exactly what the API contract shows.
 
 pub mod event;
+pub mod rollup;
 pub mod url;
 pub mod user;
 

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_init;
 mod m20261126_000002_user_email_key;
 mod m20261203_000003_deployment_settings;
+mod m20261204_000004_rollups;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_init::Migration),
             Box::new(m20261126_000002_user_email_key::Migration),
             Box::new(m20261203_000003_deployment_settings::Migration),
+            Box::new(m20261204_000004_rollups::Migration),
         ]
     }
 }

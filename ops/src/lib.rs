@@ -36,6 +36,9 @@ pub enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Roll analytics up now: every marked hour before the current one (what the worker does
+    /// every `ROLLUP_EVERY_SECONDS`). Safe beside running workers.
+    Rollup,
     /// Benchmark helper: a bare poem server answering 302 on `/r/<code>` (the ceiling).
     BenchBare {
         #[arg(long, default_value = "127.0.0.1:5900")]
@@ -93,7 +96,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             return bench::enqueue(&redis_url, &queue, url_id, &code, clicks, batch).await;
         }
-        Command::Migrate | Command::Import { .. } => {}
+        Command::Migrate | Command::Import { .. } | Command::Rollup => {}
     }
     let db = api::state::connect_db(&cli.database_url, 4).await?;
     match cli.command {
@@ -104,6 +107,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import { dir, quiet } => {
             let report = import::import_dir(&db, &dir, !quiet).await?;
             println!("{report}");
+            Ok(())
+        }
+        Command::Rollup => {
+            let started = std::time::Instant::now();
+            let report = storage::rollup::run_once(&db, chrono::Utc::now().naive_utc()).await?;
+            println!(
+                "rolled up: {} link-hours, {} link-days, {} marks in {:.2} s",
+                report.hours,
+                report.days,
+                report.marks,
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Command::BenchBare { .. } | Command::BenchLoad { .. } | Command::BenchEnqueue { .. } => {

@@ -64,6 +64,17 @@ pub struct CommonArgs {
     #[arg(long, env = "CURTAIN_INSTANCE")]
     pub instance: Option<String>,
 
+    /// Seconds between analytics rollup runs (hourly and daily rollups of closed hours; run by
+    /// `curtain-worker`, or by `curtain-api` in the embedded default). 0: never.
+    #[arg(long, env = "ROLLUP_EVERY_SECONDS", default_value_t = 60)]
+    pub rollup_every_seconds: u64,
+
+    /// Delete raw `redirect` events older than this many days once they are rolled up (the
+    /// rollups keep their counts, so analytics totals stay the same; `GET /events` no longer
+    /// lists them). Unset: keep every event.
+    #[arg(long, env = "EVENT_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub event_retention_days: Option<u32>,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -5,7 +5,9 @@
 pub mod cache;
 pub mod config;
 pub mod counters;
+pub mod hll;
 pub mod ingest;
 pub mod rebuild;
 pub mod ring;
+pub mod rollup;
 pub mod settings;

@@ -132,6 +132,13 @@ pub async fn run(
         vec![queue.clone(), alert_queue.clone(), warm_queue],
     ));
     tokio::spawn(warming::run(state.clone()));
+    let rollups = storage::rollup::RollupMetrics::new();
+    state.metrics.register_rollups(&rollups);
+    tokio::spawn(storage::rollup::run_forever(
+        state.db.clone(),
+        storage::rollup::Schedule::from_config(&config.common),
+        rollups,
+    ));
 
     let app = Route::new()
         .at("/health", get(health))

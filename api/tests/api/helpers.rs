@@ -189,6 +189,8 @@ pub fn test_config(storage: &Storage) -> Config {
     config.public_base_url = None;
     config.enable_incident_debug_routes = false;
     config.common.instance = Some("test".into());
+    // Tests roll analytics up when they mean to (`storage::rollup::run_once`).
+    config.common.rollup_every_seconds = 0;
     config
 }
 

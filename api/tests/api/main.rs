@@ -21,6 +21,7 @@ mod hostile;
 mod migrations;
 mod openapi;
 mod redirects;
+mod rollups;
 mod smoke;
 mod system;
 mod ui;
