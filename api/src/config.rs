@@ -66,6 +66,28 @@ pub struct Config {
     #[arg(long, env = "ALERTMANAGER_WEBHOOK_TOKEN", hide_env_values = true)]
     pub alertmanager_webhook_token: Option<String>,
 
+    /// Writes (`POST`, `PUT`, `DELETE`) each client may send per minute, all at once or spread
+    /// out (429 past it, with `Retry-After`). 0: unlimited.
+    #[arg(long, env = "RATE_LIMIT_WRITES_PER_MINUTE", default_value_t = 60_000)]
+    pub rate_limit_writes_per_minute: u64,
+
+    /// `POST /users/bulk` uploads each client may send per minute. 0: unlimited.
+    #[arg(long, env = "RATE_LIMIT_BULK_PER_MINUTE", default_value_t = 600)]
+    pub rate_limit_bulk_per_minute: u64,
+
+    /// Redis holding the rate-limit budgets, shared by every api instance. Unset:
+    /// `CACHE_REDIS_URL`, else `REDIS_URL`, else in process.
+    #[arg(long, env = "RATE_LIMIT_REDIS_URL")]
+    pub rate_limit_redis_url: Option<String>,
+
+    /// Seconds a request may run before it is answered 503. 0: no limit.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub request_timeout_seconds: u64,
+
+    /// Requests in progress at once; more are answered 503 at once. 0: no limit.
+    #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 10_000)]
+    pub max_concurrent_requests: usize,
+
     #[command(flatten)]
     pub common: storage::config::CommonArgs,
 }

@@ -40,9 +40,17 @@ pub enum ApiError {
     /// A user field is invalid (users endpoints only).
     #[oai(status = 422)]
     Unprocessable(Json<FieldErrors>),
+    /// The client spent its rate limit (writes, bulk imports); `Retry-After` says when to
+    /// retry, `RateLimit-Limit`/`-Remaining`/`-Reset` describe the budget.
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>),
     /// An unexpected failure; it is logged with the request id.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
+    /// Too many requests in progress, a request that ran past `REQUEST_TIMEOUT_SECONDS`, or a
+    /// dependency that is not configured.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -89,6 +97,8 @@ impl ApiError {
             Self::BadRequest(b)
             | Self::NotFound(b)
             | Self::PayloadTooLarge(b)
+            | Self::TooManyRequests(b)
+            | Self::Unavailable(b)
             | Self::Internal(b) => b.error.clone(),
             Self::Unprocessable(f) => f.errors.values().next().cloned().unwrap_or_default(),
         }
@@ -181,7 +191,7 @@ tokio::task_local! {
 }
 
 /// The id of the request being served (for logs), or `-` outside a request.
-fn current_request_id() -> String {
+pub(crate) fn current_request_id() -> String {
     REQUEST_ID
         .try_with(Clone::clone)
         .unwrap_or_else(|_| "-".to_owned())

@@ -11,6 +11,7 @@ pub mod error;
 pub mod fields;
 pub mod html;
 pub mod import;
+pub mod limits;
 pub mod metrics;
 pub mod models;
 pub mod routes;
@@ -58,13 +59,27 @@ impl App {
         }
         let hot = metrics.hot_redirect();
         let metrics = Arc::new(metrics);
-        let full = routes::routes(&self.state)
-            .into_endpoint()
+        let mut routes = routes::routes(&self.state).into_endpoint().boxed();
+        if let Some(limits) = self.state.rate_limits.clone() {
+            routes = routes
+                .around(move |ep, req| limits::rate_limit(Arc::clone(&limits), ep, req))
+                .boxed();
+        }
+        if let Some(timeout) = self.state.request_timeout {
+            routes = routes
+                .around(move |ep, req| limits::with_timeout(timeout, ep, req))
+                .boxed();
+        }
+        let full = routes
             .around(move |ep, req| metrics::track(Arc::clone(&metrics), ep, req))
             .around(error::catch_all)
             .boxed();
         Front {
             state: Arc::clone(&self.state),
+            in_progress: self
+                .state
+                .max_concurrent_requests
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(n))),
             hot,
             full,
         }
@@ -77,6 +92,8 @@ impl App {
 /// middleware, error envelopes). Both give the same answer, headers and metrics.
 struct Front {
     state: Arc<AppState>,
+    /// Permits for requests in progress (`MAX_CONCURRENT_REQUESTS`).
+    in_progress: Option<Arc<tokio::sync::Semaphore>>,
     hot: metrics::HotRedirectMetrics,
     full: poem::endpoint::BoxEndpoint<'static>,
 }
@@ -86,6 +103,15 @@ impl poem::Endpoint for Front {
 
     async fn call(&self, req: poem::Request) -> poem::Result<poem::Response> {
         use poem::http::Method;
+        let mut _permit = None;
+        if let Some(permits) = &self.in_progress {
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                let mut resp = limits::over_capacity();
+                error::set_request_id(&mut resp, &error::request_id(&req));
+                return Ok(resp);
+            };
+            _permit = Some(permit);
+        }
         if matches!(*req.method(), Method::GET | Method::HEAD) {
             let started = std::time::Instant::now();
             if let Some(mut resp) = routes::redirects::hot(&self.state, &req).await {

@@ -33,11 +33,45 @@ pub struct Metrics {
     pub clicks: ClickMetrics,
     pub queue: QueueGauges,
     pub alerts: alerts::AlertMetrics,
+    pub limits: LimitMetrics,
     pub templates: RouteTemplates,
     shard_failures: IntCounter,
     shard_failovers: IntCounter,
     /// The shard stats last mirrored into the two counters above.
     shards_seen: Arc<Mutex<ShardStats>>,
+}
+
+/// What the rate limits count.
+#[derive(Clone)]
+pub struct LimitMetrics {
+    pub limited: IntCounterVec,
+    pub unavailable: IntCounter,
+}
+
+impl LimitMetrics {
+    fn register(registry: &Registry) -> Self {
+        let limited = IntCounterVec::new(
+            Opts::new(
+                "curtain_rate_limited_total",
+                "Requests answered 429 by the rate limits, by budget (write, bulk).",
+            ),
+            &["class"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        registry
+            .register(Box::new(limited.clone()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        limited.with_label_values(&["write"]);
+        limited.with_label_values(&["bulk"]);
+        Self {
+            limited,
+            unavailable: counter(
+                registry,
+                "curtain_rate_limit_unavailable_total",
+                "Limited requests let through because the rate limiter's Redis did not answer.",
+            ),
+        }
+    }
 }
 
 /// The click queue's depth and ages, under the names and labels the worker exports.
@@ -167,8 +201,10 @@ impl Metrics {
         };
         let queue = QueueGauges::new(&registry);
         let alerts = alerts::AlertMetrics::register(&registry);
+        let limits = LimitMetrics::register(&registry);
         Self {
             alerts,
+            limits,
             shard_failures: counter(
                 &registry,
                 "curtain_counter_shard_failures_total",

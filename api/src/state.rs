@@ -38,6 +38,10 @@ pub struct AppState {
     pub deployment_id: String,
     pub trusted_proxy: Option<std::net::IpAddr>,
     pub alerts: crate::alerts::AlertIntake,
+    /// Rate limits on writes and bulk imports (`None`: off).
+    pub rate_limits: Option<Arc<crate::limits::RateLimits>>,
+    pub request_timeout: Option<std::time::Duration>,
+    pub max_concurrent_requests: Option<usize>,
 }
 
 /// Connects to the database and brings its schema up to date.
@@ -205,7 +209,16 @@ impl AppState {
         let sink = click_sink(config, &db, &counters, &cache, &metrics).await?;
         let alerts = crate::alerts::AlertIntake::build(config, metrics.alerts.clone()).await?;
         let clicks = ClickRecorder::start(sink, config.click_durability, metrics.clicks.clone());
+        let rate_limits = crate::limits::RateLimits::build(config, metrics.limits.clone())
+            .await
+            .context("rate limits")?
+            .map(Arc::new);
         Ok(Arc::new(Self {
+            rate_limits,
+            request_timeout: (config.request_timeout_seconds > 0)
+                .then(|| std::time::Duration::from_secs(config.request_timeout_seconds)),
+            max_concurrent_requests: (config.max_concurrent_requests > 0)
+                .then_some(config.max_concurrent_requests),
             db,
             cache,
             clicks,

@@ -105,11 +105,16 @@ fn click(state: &AppState, url_id: i64, code: ShortCode, req: &Request) -> Click
 /// The client address: the socket peer, or the last `X-Forwarded-For` hop when the peer is
 /// the configured trusted proxy.
 fn client_ip(state: &AppState, req: &Request) -> Option<IpAddr> {
+    client_ip_of(req, state.trusted_proxy)
+}
+
+/// [`client_ip`] for a given trusted proxy (the rate limits use it too).
+pub(crate) fn client_ip_of(req: &Request, trusted_proxy: Option<IpAddr>) -> Option<IpAddr> {
     let peer = req
         .remote_addr()
         .as_socket_addr()
         .map(std::net::SocketAddr::ip);
-    if peer.is_some() && peer == state.trusted_proxy {
+    if peer.is_some() && peer == trusted_proxy {
         let forwarded = req
             .headers()
             .get("x-forwarded-for")

@@ -1,5 +1,6 @@
-//! `/health`, `/metrics` and the incident drill route `/debug/fail`.
+//! `/health`, `/metrics` and the incident drill routes `/debug/fail` and `/debug/slow`.
 
+use poem_openapi::param::Query;
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, OpenApi};
 
@@ -53,5 +54,31 @@ impl SystemApi {
         } else {
             Err(ApiError::not_found("Not found"))
         }
+    }
+
+    /// Deliberately slow answer (incident drills)
+    ///
+    /// 404 unless `ENABLE_INCIDENT_DEBUG_ROUTES=true`; then answers `/health`'s body after
+    /// `seconds` (0 to 60, fractions allowed), to drill `REQUEST_TIMEOUT_SECONDS` and
+    /// `MAX_CONCURRENT_REQUESTS`.
+    #[oai(path = "/debug/slow", method = "get")]
+    async fn debug_slow(&self, seconds: Query<Option<String>>) -> ApiResult<Json<Health>> {
+        if !self.0.debug_routes {
+            return Err(ApiError::not_found("Not found"));
+        }
+        let seconds = match seconds.as_deref().map(str::parse::<f64>) {
+            None => 1.0,
+            Some(Ok(s)) if (0.0..=60.0).contains(&s) => s,
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "Query parameter 'seconds' must be a number from 0 to 60",
+                ));
+            }
+        };
+        tokio::time::sleep(std::time::Duration::from_secs_f64(seconds)).await;
+        Ok(Json(Health {
+            status: "ok".into(),
+            instance: self.0.instance.clone(),
+        }))
     }
 }

@@ -191,6 +191,9 @@ pub fn test_config(storage: &Storage) -> Config {
     config.common.instance = Some("test".into());
     // Tests roll analytics up when they mean to (`storage::rollup::run_once`).
     config.common.rollup_every_seconds = 0;
+    // The limits tests turn them on.
+    config.rate_limit_writes_per_minute = 0;
+    config.rate_limit_bulk_per_minute = 0;
     config
 }
 
