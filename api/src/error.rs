@@ -151,10 +151,15 @@ pub(crate) fn request_id(req: &Request) -> String {
 /// Every request runs in a span carrying its request id, so a 500 is logged (once, where it
 /// is turned into the envelope) with that id. A panicking handler is a 500 too, not a dropped
 /// connection.
-pub async fn catch_all<E: Endpoint>(ep: E, req: Request) -> poem::Result<Response> {
+pub async fn catch_all<E: Endpoint>(
+    allowed: std::sync::Arc<crate::spec::AllowedMethods>,
+    ep: E,
+    req: Request,
+) -> poem::Result<Response> {
     use futures_util::FutureExt;
 
     let id = request_id(&req);
+    let path = req.uri().path().to_owned();
     // A task-local rather than a tracing span: the id costs nothing unless something is logged.
     let outcome = REQUEST_ID
         .scope(
@@ -175,6 +180,12 @@ pub async fn catch_all<E: Endpoint>(ep: E, req: Request) -> poem::Result<Respons
             json_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
         }
     };
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(methods) = allowed.for_path(&path)
+        && let Ok(value) = poem::http::HeaderValue::from_str(methods)
+    {
+        resp.headers_mut().insert(poem::http::header::ALLOW, value);
+    }
     set_request_id(&mut resp, &id);
     Ok(resp)
 }
@@ -235,7 +246,9 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_handler_is_a_json_500_with_a_request_id() {
         let ep = poem::endpoint::make_sync(|_| -> &'static str { panic!("boom") });
-        let resp = catch_all(ep, Request::default()).await.unwrap();
+        let resp = catch_all(std::sync::Arc::default(), ep, Request::default())
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(resp.headers().contains_key(REQUEST_ID_HEADER));
         let body = resp.into_body().into_string().await.unwrap();
@@ -248,11 +261,11 @@ mod tests {
         let req = Request::builder()
             .header(REQUEST_ID_HEADER, "abc-123")
             .finish();
-        let resp = catch_all(ep, req).await.unwrap();
+        let resp = catch_all(std::sync::Arc::default(), ep, req).await.unwrap();
         assert_eq!(resp.headers()[REQUEST_ID_HEADER], "abc-123");
         let ep = poem::endpoint::make_sync(|_| "ok");
         let req = Request::builder().header(REQUEST_ID_HEADER, "a b").finish();
-        let resp = catch_all(ep, req).await.unwrap();
+        let resp = catch_all(std::sync::Arc::default(), ep, req).await.unwrap();
         assert_ne!(resp.headers()[REQUEST_ID_HEADER], "a b");
     }
 }

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod models;
 pub mod routes;
 pub mod short_code;
+pub mod spec;
 pub mod spool;
 pub mod state;
 pub mod target_url;
@@ -51,8 +52,8 @@ impl App {
     #[must_use]
     pub fn endpoint(&self) -> poem::endpoint::BoxEndpoint<'static> {
         let mut metrics = self.state.metrics.clone();
-        let spec: serde_json::Value =
-            serde_json::from_str(&routes::api_service(&self.state).spec()).unwrap_or_default();
+        let spec = spec::refine(&routes::api_service(&self.state).spec());
+        let allowed = Arc::new(spec::AllowedMethods::from_spec(&spec));
         if let Some(paths) = spec.get("paths").and_then(serde_json::Value::as_object) {
             metrics.templates =
                 metrics::RouteTemplates::from_spec_paths(paths.keys().map(String::as_str));
@@ -72,7 +73,7 @@ impl App {
         }
         let full = routes
             .around(move |ep, req| metrics::track(Arc::clone(&metrics), ep, req))
-            .around(error::catch_all)
+            .around(move |ep, req| error::catch_all(Arc::clone(&allowed), ep, req))
             .boxed();
         Front {
             state: Arc::clone(&self.state),

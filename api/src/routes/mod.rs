@@ -84,10 +84,16 @@ impl std::ops::Deref for Api {
 #[must_use]
 pub fn routes(state: &Arc<AppState>) -> Route {
     let service = api_service(state);
-    let spec = service.spec_endpoint();
+    let spec = crate::spec::refine(&service.spec()).to_string();
     let docs = service.swagger_ui();
     Route::new()
-        .at("/openapi.json", get(spec))
+        .at(
+            "/openapi.json",
+            get(poem::endpoint::make_sync(move |_| {
+                spec.clone()
+                    .with_content_type("application/json; charset=utf-8")
+            })),
+        )
         .nest("/docs", docs)
         .at("/static/htmx.min.js", get(htmx))
         .nest_no_strip("/", service)

@@ -358,7 +358,16 @@ async fn deleting_a_link_on_one_instance_stops_its_redirects_on_the_other() {
         a.delete(&format!("/urls/{}", url["id"])).await.status(),
         204
     );
-    let (status, _, body) = parts(b.get(&path).await).await;
+    // The other instance's in-process tier hears of it by pub/sub: within a second (README),
+    // typically 2-3 ms, so poll rather than race it (this raced under CPU load).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let (status, body) = loop {
+        let (status, _, body) = parts(b.get(&path).await).await;
+        if status == 404 || std::time::Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
     assert_eq!((status, body), (404, json!({"error": "URL not found"})));
     let (status, _, _) = parts(b.get(&format!("/urls/{}/analytics", url["id"])).await).await;
     assert_eq!(status, 404);

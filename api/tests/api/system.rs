@@ -117,21 +117,25 @@ backend_test! {
 backend_test! {
     async fn wrong_methods_are_json_405(app) {
         let not_allowed = json!({"error": "Method not allowed"});
-        for (method, path) in [
-            (Method::DELETE, "/users"),
-            (Method::PUT, "/urls"),
-            (Method::PATCH, "/urls/1"),
-            (Method::POST, "/health"),
-            (Method::POST, "/metrics"),
-            (Method::POST, "/events/1"),
-            (Method::POST, "/r/abcdef"),
-            (Method::DELETE, "/urls/1/analytics"),
-            (Method::GET, "/shorten-ui"),
-            (Method::OPTIONS, "/users"),
-            (Method::PATCH, "/users/1"),
+        // Each with the `Allow` header RFC 9110 requires: the methods of the path's operation.
+        for (method, path, allow) in [
+            (Method::DELETE, "/users", "GET, HEAD, POST"),
+            (Method::PUT, "/urls", "GET, HEAD, POST"),
+            (Method::PATCH, "/urls/1", "DELETE, GET, HEAD, PUT"),
+            (Method::POST, "/health", "GET, HEAD"),
+            (Method::POST, "/metrics", "GET, HEAD"),
+            (Method::POST, "/events/1", "GET, HEAD"),
+            (Method::POST, "/r/abcdef", "GET, HEAD"),
+            (Method::DELETE, "/urls/1/analytics", "GET, HEAD"),
+            (Method::GET, "/shorten-ui", "POST"),
+            (Method::OPTIONS, "/users", "GET, HEAD, POST"),
+            (Method::PATCH, "/users/1", "DELETE, GET, HEAD, PUT"),
+            (Method::GET, "/users/bulk", "POST"),
+            (Method::TRACE, "/", "GET, HEAD"),
         ] {
             let resp = app.request(method.clone(), path, None).await;
             assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/json"), "{method} {path}");
+            assert_eq!(resp.headers().get("allow").map(|v| v.to_str().unwrap().to_owned()).as_deref(), Some(allow), "{method} {path}");
             assert_eq!(parts(resp).await, (405, None, not_allowed.clone()), "{method} {path}");
         }
     }
