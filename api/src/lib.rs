@@ -19,6 +19,7 @@ pub mod short_code;
 pub mod spec;
 pub mod spool;
 pub mod state;
+pub mod stream;
 pub mod target_url;
 pub mod warm;
 

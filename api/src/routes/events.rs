@@ -58,6 +58,14 @@ fn numbers_storable(value: &Value) -> bool {
     }
 }
 
+/// The list, streamed from the database (constant memory whatever its length).
+#[derive(poem_openapi::ApiResponse)]
+pub enum EventList {
+    /// The events, ordered by id.
+    #[oai(status = 200)]
+    Ok(crate::stream::JsonArray<Event>),
+}
+
 #[OpenApi(tag = "Tag::Events")]
 impl EventsApi {
     /// List events
@@ -72,7 +80,7 @@ impl EventsApi {
         event_type: Query<Option<String>>,
         page: Query<Option<String>>,
         per_page: Query<Option<String>>,
-    ) -> ApiResult<Json<Vec<Event>>> {
+    ) -> ApiResult<EventList> {
         let mut query = event::Entity::find().order_by_asc(event::Column::Id);
         // A filter that can match no row (an id too large for the column, a type holding a NUL
         // that no stored type can contain) answers `[]`, but only once every parameter is valid.
@@ -100,13 +108,17 @@ impl EventsApi {
             query = query.filter(event::Column::EventType.eq(event_type));
         }
         if matches_nothing {
-            return Ok(Json(Vec::new()));
+            // Only an id no row has (a NUL must not reach PostgreSQL as a parameter).
+            query = event::Entity::find().filter(event::Column::Id.lt(0));
         }
         if let Some(p) = page {
             query = query.offset(p.offset()).limit(p.per_page);
         }
-        let rows = query.all(&self.0.db).await?;
-        Ok(Json(rows.into_iter().map(Event::from).collect()))
+        Ok(EventList::Ok(crate::stream::rows(
+            &self.0.db,
+            query,
+            Event::from,
+        )))
     }
 
     /// Get an event

@@ -134,6 +134,14 @@ impl UsersApi {
     }
 }
 
+/// The list, streamed from the database (constant memory whatever its length).
+#[derive(poem_openapi::ApiResponse)]
+pub enum UserList {
+    /// The users, ordered by id.
+    #[oai(status = 200)]
+    Ok(crate::stream::JsonArray<User>),
+}
+
 #[OpenApi(tag = "Tag::Users")]
 impl UsersApi {
     /// Create a user
@@ -170,15 +178,18 @@ impl UsersApi {
         &self,
         page: Query<Option<String>>,
         per_page: Query<Option<String>>,
-    ) -> ApiResult<Json<Vec<User>>> {
+    ) -> ApiResult<UserList> {
         let page =
             parse_page(page.0.as_deref(), per_page.0.as_deref()).map_err(ApiError::bad_request)?;
         let mut query = user::Entity::find().order_by_asc(user::Column::Id);
         if let Some(p) = page {
             query = query.offset(p.offset()).limit(p.per_page);
         }
-        let users = query.all(&self.0.db).await?;
-        Ok(Json(users.into_iter().map(User::from).collect()))
+        Ok(UserList::Ok(crate::stream::rows(
+            &self.0.db,
+            query,
+            User::from,
+        )))
     }
 
     /// Get a user

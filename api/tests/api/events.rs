@@ -207,3 +207,38 @@ backend_test! {
         assert_eq!(page("page=99999999999999999999").await, Vec::<i64>::new());
     }
 }
+
+backend_test! {
+    async fn an_unpaged_list_is_streamed_whole_and_equals_the_pages(app) {
+        // 5,000 events: several 64 KiB chunks of the streamed array.
+        let url = app.create_url("https://example.com/many").await;
+        let id = url["id"].as_i64().unwrap();
+        let rows: Vec<entity::event::ActiveModel> = (0..5_000)
+            .map(|i| entity::event::ActiveModel {
+                url_id: sea_orm::ActiveValue::Set(Some(id)),
+                event_type: sea_orm::ActiveValue::Set("view".to_owned()),
+                timestamp: sea_orm::ActiveValue::Set(api::models::now()),
+                details: sea_orm::ActiveValue::Set(Some(json!({"n": i, "pad": "x".repeat(40)}))),
+                ..Default::default()
+            })
+            .collect();
+        for chunk in rows.chunks(1_000) {
+            sea_orm::EntityTrait::insert_many(chunk.to_vec()).exec_without_returning(&app.state.db).await.unwrap();
+        }
+        let resp = app.get("/events").await;
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers().get("content-length").is_none(), "streamed, not buffered");
+        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+        let all: Vec<Value> = resp.json().await.unwrap();
+        assert_eq!(all.len(), 5_001, "the link's creation and the 5,000 views");
+        let mut paged = Vec::new();
+        for page in 1..=6 {
+            let (_, _, body) = parts(app.get(&format!("/events?page={page}&per_page=1000")).await).await;
+            paged.extend(body.as_array().unwrap().iter().cloned());
+        }
+        assert_eq!(all, paged);
+        assert_eq!(all[4_000]["details"]["n"], 3_999);
+        let (_, _, users) = parts(app.get("/users").await).await;
+        assert_eq!(users, json!([]));
+    }
+}
