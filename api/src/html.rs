@@ -26,6 +26,7 @@ pub const INDEX: &str = "index.html";
 pub const SHORTEN_SUCCESS: &str = "shorten_success.html";
 pub const SHORTEN_ERROR: &str = "shorten_error.html";
 pub const REDIRECT: &str = "redirect.html";
+pub const LINK: &str = "link.html";
 
 /// The compiled templates, autoescaped.
 pub fn templates() -> anyhow::Result<Tera> {
@@ -41,6 +42,7 @@ pub fn templates() -> anyhow::Result<Tera> {
             include_str!("../templates/shorten_error.html"),
         ),
         (REDIRECT, include_str!("../templates/redirect.html")),
+        (LINK, include_str!("../templates/link.html")),
     ])?;
     tera.autoescape_on(vec![".html"]);
     tera.set_escape_fn(escape);

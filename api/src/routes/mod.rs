@@ -96,6 +96,7 @@ pub fn routes(state: &Arc<AppState>) -> Route {
         )
         .nest("/docs", docs)
         .at("/static/htmx.min.js", get(htmx))
+        .at("/static/chart.js", get(chart_js))
         .nest_no_strip("/", service)
 }
 
@@ -142,6 +143,15 @@ where
         state.cache.put(&snapshot, &key, &raw).await;
     }
     Ok(Some((value, MISS)))
+}
+
+/// The link page's chart, served by Curtain itself.
+#[handler]
+fn chart_js() -> Response {
+    include_str!("../../static/chart.js")
+        .with_content_type("text/javascript; charset=utf-8")
+        .with_header("Cache-Control", "public, max-age=3600")
+        .into_response()
 }
 
 /// htmx, served by Curtain itself (embedded in the binary; no CDN).

@@ -110,6 +110,46 @@ fn base_url(state: &AppState, req: &Request) -> String {
 
 #[OpenApi(tag = "Tag::Ui")]
 impl UiApi {
+    /// Link page
+    ///
+    /// The link's details, its real-time clicks and unique visitors, its event count, and a
+    /// chart of clicks per hour over the last 24 hours (drawn in the browser by
+    /// `/static/chart.js` from `GET /urls/<id>/analytics/timeseries`). 404 for an unknown code.
+    #[oai(path = "/ui/links/:code", method = "get")]
+    async fn link(
+        &self,
+        code: poem_openapi::param::Path<String>,
+        req: &Request,
+    ) -> ApiResult<Html<String>> {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let link = entity::url::Entity::find()
+            .filter(entity::url::Column::ShortCode.eq(code.0.as_str()))
+            .one(&self.0.db)
+            .await?
+            .ok_or_else(|| ApiError::not_found(super::urls::NOT_FOUND))?;
+        let now = crate::models::now();
+        let counts = self.0.counters.read(&link.short_code, now).await;
+        let totals = storage::rollup::totals(&self.0.db, link.id, now).await?;
+        let mut context = tera::Context::new();
+        context.insert("id", &link.id);
+        context.insert("code", &link.short_code);
+        context.insert(
+            "short_url",
+            &format!("{}/r/{}", base_url(&self.0, req), link.short_code),
+        );
+        context.insert("original_url", &link.original_url);
+        context.insert("title", &link.title);
+        context.insert("created_at", &crate::models::ts(link.created_at));
+        context.insert("is_active", &link.is_active);
+        context.insert("total_clicks", &counts.total);
+        context.insert("unique_visitors", &counts.unique_visitors);
+        context.insert(
+            "total_events",
+            &totals.values().map(|t| t.events).sum::<u64>(),
+        );
+        Ok(Html(self.render(html::LINK, &context)?))
+    }
+
     /// Home page with the shorten form
     #[oai(path = "/", method = "get")]
     async fn index(&self) -> ApiResult<Html<String>> {

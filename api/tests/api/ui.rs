@@ -232,3 +232,35 @@ async fn shorten_ui_links_use_public_base_url_when_configured_sqlite() {
 async fn shorten_ui_links_use_public_base_url_when_configured_postgres() {
     public_base_url_is_used(Backend::Postgres).await;
 }
+
+backend_test! {
+    async fn the_link_page_shows_details_counts_and_a_self_served_chart(app) {
+        let resp = app.post("/urls", &json!({"original_url": "https://example.com/page?a=1&b=\"2\"", "title": "<b>T</b>"})).await;
+        let url: Value = resp.json().await.unwrap();
+        let code = url["short_code"].as_str().unwrap();
+        for _ in 0..3 {
+            assert_eq!(app.get(&format!("/r/{code}")).await.status(), 302);
+        }
+        app.run_pending_jobs().await;
+        let resp = app.get(&format!("/ui/links/{code}")).await;
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        let page = resp.text().await.unwrap();
+        assert!(page.contains(r#"<strong id="total-clicks">3</strong>"#), "{page}");
+        assert!(page.contains(r#"<strong id="unique-visitors">1</strong>"#), "{page}");
+        assert!(page.contains(r#"<strong id="total-events">4</strong>"#), "created + 3 redirects: {page}");
+        assert!(page.contains(&format!(r#"data-url-id="{}""#, url["id"])), "{page}");
+        assert!(page.contains(r#"<script src="/static/chart.js"></script>"#));
+        // Values are escaped by the templates: no markup from the title, the target intact.
+        assert!(page.contains("&lt;b&gt;T&lt;/b&gt;"), "{page}");
+        assert!(!page.contains("<b>T</b>"));
+        assert!(page.contains("https://example.com/page?a=1&amp;b=&quot;2&quot;"), "{page}");
+        assert!(!page.contains("cdn"), "no CDN");
+        let js = app.get("/static/chart.js").await;
+        assert_eq!(js.status(), 200);
+        assert!(js.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+        assert!(js.text().await.unwrap().contains("/analytics/timeseries?granularity=hour"));
+        let (status, _, body) = parts(app.get("/ui/links/nope42").await).await;
+        assert_eq!((status, body), (404, json!({"error": "URL not found"})));
+    }
+}
