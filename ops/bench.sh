@@ -10,7 +10,8 @@
 # Prints ratios to the bare baseline and writes ops/bench-results/<time>.json.
 # Knobs: BENCH_SECONDS (10), BENCH_CONNECTIONS (64), BENCH_BACKLOG (1000000), BENCH_RATE (5000),
 # BENCH_ROUNDS (3: bare and Curtain alternate this many times; medians are compared).
-# Then ops/bench-cache.sh (random redirects over 10,000 links with and without 20 creates/s;
+# Then ops/bench-rollup.sh (uncached analytics of a 1,000,000-click link before and after the
+# rollup; BENCH_ROLLUP=0 skips it) and ops/bench-cache.sh (random redirects over 10,000 links with and without 20 creates/s;
 # BENCH_CACHE=0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -146,4 +147,8 @@ cp "$OUT/$STAMP.json" "$OUT/latest.json"
 if [ "${BENCH_CACHE:-1}" != 0 ]; then
   cleanup
   BENCH_SKIP_BUILD=1 ops/bench-cache.sh
+fi
+if [ "${BENCH_ROLLUP:-1}" != 0 ]; then
+  # Analytics of one link with 1,000,000 clicks, uncached, before and after the rollup.
+  BENCH_SKIP_BUILD=1 BENCH_BIN=$BIN ops/bench-rollup.sh
 fi

@@ -123,3 +123,55 @@ fn cut_counts_characters_not_bytes() {
     assert_eq!(cut("éééé", 3), "éé…");
     assert_eq!(cut("", 3), "");
 }
+
+/// What a Discord recipient gets for one firing alert of Curtain's own rules (printed with
+/// `--nocapture`; the note of issue 7 quotes it).
+#[test]
+fn a_firing_backlog_alert_renders_as_one_red_embed_with_its_summary_and_labels() {
+    let alert = Alert {
+        status: AlertStatus::Firing,
+        labels: BTreeMap::from([
+            (
+                "alertname".to_owned(),
+                "CurtainClickQueueBacklog".to_owned(),
+            ),
+            ("queue".to_owned(), "curtain:clicks".to_owned()),
+            ("severity".to_owned(), "page".to_owned()),
+        ]),
+        annotations: BTreeMap::from([
+            (
+                "summary".to_owned(),
+                "Click queue curtain:clicks: oldest job waited 412 s".to_owned(),
+            ),
+            (
+                "description".to_owned(),
+                "Clicks are not being ingested fast enough; check the workers.".to_owned(),
+            ),
+        ]),
+        starts_at: chrono::Utc.with_ymd_and_hms(2026, 12, 4, 2, 40, 0).unwrap(),
+        ends_at: None,
+        generator_url:
+            "http://prometheus:9090/graph?g0.expr=curtain_queue_oldest_ready_age_seconds".to_owned(),
+        fingerprint: "fp-backlog".to_owned(),
+    };
+    let mut g = group(vec![alert]);
+    g.group_labels = BTreeMap::from([("alertname".into(), "CurtainClickQueueBacklog".into())]);
+    let rendered = render(&g, &g.alerts.iter().collect::<Vec<_>>());
+    assert_eq!(rendered.len(), 1);
+    let message = &rendered[0].message;
+    println!("{}", serde_json::to_string_pretty(message).unwrap());
+    assert_eq!(message.embeds.len(), 1);
+    let embed = &message.embeds[0];
+    assert_eq!(embed.color, FIRING_COLOR);
+    let text = serde_json::to_string(message).unwrap();
+    for expected in [
+        "CurtainClickQueueBacklog",
+        "oldest job waited 412 s",
+        "curtain:clicks",
+        "severity",
+        "2026-12-04",
+        "http://prometheus:9090/graph",
+    ] {
+        assert!(text.contains(expected), "{expected} missing: {text}");
+    }
+}
