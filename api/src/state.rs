@@ -142,6 +142,11 @@ async fn click_sink(
         );
         return Ok(Sink::Queue { queue, spool });
     }
+    tokio::spawn(storage::tombstones::run_forever(
+        db.clone(),
+        counters.clone(),
+        std::time::Duration::from_secs(2),
+    ));
     let rollups = storage::rollup::RollupMetrics::new();
     metrics.register_rollups(&rollups);
     tokio::spawn(storage::rollup::run_forever(

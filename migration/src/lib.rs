@@ -7,6 +7,7 @@ mod m20261126_000001_init;
 mod m20261126_000002_user_email_key;
 mod m20261203_000003_deployment_settings;
 mod m20261204_000004_rollups;
+mod m20261204_000005_counter_tombstones;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_user_email_key::Migration),
             Box::new(m20261203_000003_deployment_settings::Migration),
             Box::new(m20261204_000004_rollups::Migration),
+            Box::new(m20261204_000005_counter_tombstones::Migration),
         ]
     }
 }

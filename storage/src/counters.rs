@@ -127,6 +127,19 @@ impl Counters {
         }
     }
 
+    /// Deletes every counter of `code` (total, uniques, the hourly buckets of the last
+    /// [`HOURS`] hours and the next one) on every shard, failover leftovers included. Fails if
+    /// a shard cannot be reached, so the caller can retry.
+    pub async fn forget(&self, code: &str, now: NaiveDateTime) -> Result<(), CounterError> {
+        match self {
+            Self::Memory(m) => {
+                m.forget(code);
+                Ok(())
+            }
+            Self::Sharded(s) => s.forget(code, now).await,
+        }
+    }
+
     #[must_use]
     pub fn stats(&self) -> ShardStats {
         match self {
@@ -203,6 +216,14 @@ impl MemoryCounters {
         *c.hours.entry(hour_of(at)).or_default() += 1;
         c.visitors.insert(visitor.to_owned());
         new
+    }
+
+    fn forget(&self, code: &str) {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0
+            .remove(code);
     }
 
     fn read(&self, code: &str, now: NaiveDateTime) -> Realtime {
@@ -480,6 +501,26 @@ impl ShardedCounters {
             }
         }
         Ok(false)
+    }
+
+    async fn forget(&self, code: &str, now: NaiveDateTime) -> Result<(), CounterError> {
+        let current = hour_of(now);
+        let mut keys: Vec<String> = (current - HOURS..=current + 1)
+            .map(|h| format!("{}{code}:h:{h}", self.prefix))
+            .collect();
+        keys.push(format!("{}{code}:total", self.prefix));
+        keys.push(format!("{}{code}:uv", self.prefix));
+        for shard in 0..self.shards.len() {
+            let Some(mut conn) = self.conn(shard).await else {
+                return Err(CounterError::Unverifiable(shard));
+            };
+            redis::cmd("UNLINK")
+                .arg(&keys)
+                .query_async::<u64>(&mut conn)
+                .await
+                .map_err(|e| CounterError::Redis(shard, e))?;
+        }
+        Ok(())
     }
 
     async fn read(&self, code: &str, now: NaiveDateTime) -> Realtime {

@@ -11,3 +11,4 @@ pub mod rebuild;
 pub mod ring;
 pub mod rollup;
 pub mod settings;
+pub mod tombstones;

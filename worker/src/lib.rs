@@ -132,6 +132,7 @@ pub async fn run(
         vec![queue.clone(), alert_queue.clone(), warm_queue],
     ));
     tokio::spawn(warming::run(state.clone()));
+    spawn_forgetting(&config, &state.db, &deployment_id)?;
     let rollups = storage::rollup::RollupMetrics::new();
     state.metrics.register_rollups(&rollups);
     tokio::spawn(storage::rollup::run_forever(
@@ -188,6 +189,24 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// Deletes the counters of deleted links ([`storage::tombstones`]), with shard clients of its
+/// own (the state's are not shared).
+fn spawn_forgetting(
+    config: &Config,
+    db: &DatabaseConnection,
+    deployment_id: &str,
+) -> anyhow::Result<()> {
+    let counters =
+        Counters::for_deployment(&config.shards(), &config.common.cache_prefix, deployment_id)
+            .context("REDIS_SHARDS")?;
+    tokio::spawn(storage::tombstones::run_forever(
+        db.clone(),
+        Arc::new(counters),
+        Duration::from_secs(2),
+    ));
+    Ok(())
 }
 
 /// One run of the apalis monitor with every job's pool, until it ends or `stop` turns true.

@@ -435,7 +435,8 @@ impl UrlsApi {
     /// Delete a link
     ///
     /// Deletes the link and its events in one transaction; its redirect, detail and analytics
-    /// answer 404 afterwards, on every instance.
+    /// answer 404 afterwards, on every instance; its real-time counters are deleted within
+    /// seconds.
     #[oai(path = "/urls/:id", method = "delete")]
     async fn delete(&self, id: Path<String>) -> ApiResult<Deleted> {
         let id = path_id(&id, NOT_FOUND)?;
@@ -446,6 +447,8 @@ impl UrlsApi {
             .exec(&txn)
             .await?;
         let deleted = url::Entity::delete_by_id(id).exec(&txn).await?;
+        // Its real-time counters go too: queued with the delete, removed within seconds.
+        storage::tombstones::bury(&txn, &existing.short_code, now()).await?;
         txn.commit().await?;
         if deleted.rows_affected == 0 {
             return Err(ApiError::not_found(NOT_FOUND));

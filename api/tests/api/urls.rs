@@ -379,3 +379,33 @@ backend_test! {
         assert_eq!((status, body), (404, not_found));
     }
 }
+
+backend_test! {
+    async fn deleting_a_link_deletes_its_real_time_counters_within_seconds(app) {
+        let url = app.create_url("https://example.com/doomed-counters").await;
+        let code = url["short_code"].as_str().unwrap().to_owned();
+        for _ in 0..3 {
+            assert_eq!(app.get(&format!("/r/{code}")).await.status(), 302);
+        }
+        app.run_pending_jobs().await;
+        let now = api::models::now();
+        assert_eq!(app.state.counters.read(&code, now).await.total, 3);
+        assert_eq!(app.delete(&format!("/urls/{}", url["id"])).await.status(), 204);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let left = app.state.counters.read(&code, api::models::now()).await;
+            let tombstones = sea_orm::ConnectionTrait::query_all(
+                &app.state.db,
+                &sea_orm::sea_query::Query::select().column("id").from("counter_tombstones").to_owned(),
+            )
+            .await
+            .unwrap()
+            .len();
+            if left.total == 0 && left.unique_visitors == 0 && tombstones == 0 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "counters left: {left:?}, tombstones {tombstones}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}

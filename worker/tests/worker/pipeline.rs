@@ -412,3 +412,74 @@ async fn a_new_deployment_on_the_same_shards_inherits_no_counts() {
         "{b}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn deleting_a_link_deletes_its_counters_on_every_shard() {
+    let ns = Namespace::new();
+    let (queue, shard_a, shard_b) = (
+        RedisServer::start(),
+        RedisServer::start(),
+        RedisServer::start(),
+    );
+    let shards = [shard_a.addr(), shard_b.addr()];
+    let db = TestDb::new().await;
+    let spool = tempfile::tempdir().unwrap();
+    let api = spawn_api(&db, &queue.url(), &shards, &ns, spool.path()).await;
+    let (_stop, _worker) = spawn_worker(worker_config(&db, &queue.url(), &shards, &ns));
+    let client = http_client();
+    let (id, code) = create_link(&client, &api, "https://example.com/doomed").await;
+    for _ in 0..5 {
+        let r = client
+            .get(format!("{}/r/{code}", api.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302);
+    }
+    let realtime = format!("{}/urls/{id}/analytics/realtime", api.address);
+    eventually(Duration::from_secs(30), "5 clicks counted", || async {
+        get_json(&client, &realtime).await["total_clicks"] == 5
+    })
+    .await;
+    // Whatever the shard, the code's keys exist somewhere; after the delete, nowhere.
+    let keys_of = |server: &RedisServer| {
+        let url = server.url();
+        let pattern = format!("{}:*:ctr:{code}:*", ns.prefix);
+        async move {
+            let client = redis::Client::open(url).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(&pattern)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            keys
+        }
+    };
+    let before = keys_of(&shard_a).await.len() + keys_of(&shard_b).await.len();
+    assert!(
+        before >= 3,
+        "total, uniques and an hourly bucket: {before} keys"
+    );
+    let r = client
+        .delete(format!("{}/urls/{id}", api.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    eventually(
+        Duration::from_secs(10),
+        "the deleted link's counter keys removed",
+        || async { keys_of(&shard_a).await.is_empty() && keys_of(&shard_b).await.is_empty() },
+    )
+    .await;
+    let conn = db.connect().await;
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM counter_tombstones").await,
+        0
+    );
+}
