@@ -155,8 +155,67 @@ impl Counters {
 #[derive(Default)]
 struct CodeCounters {
     total: u64,
+    /// The last [`HOURS`] hours only (older buckets are dropped as new ones come, as on Redis).
     hours: BTreeMap<i64, u64>,
-    visitors: HashSet<String>,
+    visitors: Visitors,
+}
+
+/// Visitors below this many are kept exactly; then a HyperLogLog (16 KiB, 0.81%) takes over.
+const EXACT_VISITORS: usize = 1_000;
+
+/// A code's distinct visitors in bounded memory: exact while few, then a sketch.
+enum Visitors {
+    Exact(HashSet<String>),
+    Sketch(Box<crate::hll::Hll>),
+}
+
+impl Default for Visitors {
+    fn default() -> Self {
+        Self::Exact(HashSet::new())
+    }
+}
+
+impl Visitors {
+    fn insert(&mut self, visitor: &str) {
+        match self {
+            Self::Exact(set) => {
+                if set.contains(visitor) {
+                    return;
+                }
+                set.insert(visitor.to_owned());
+                if set.len() > EXACT_VISITORS {
+                    let mut sketch = crate::hll::Hll::new();
+                    for v in set.iter() {
+                        sketch.insert(v);
+                    }
+                    *self = Self::Sketch(Box::new(sketch));
+                }
+            }
+            Self::Sketch(sketch) => sketch.insert(visitor),
+        }
+    }
+
+    fn count(&self) -> u64 {
+        match self {
+            Self::Exact(set) => set.len() as u64,
+            Self::Sketch(sketch) => sketch.estimate(),
+        }
+    }
+}
+
+impl CodeCounters {
+    fn add(&mut self, at: NaiveDateTime, visitor: &str) {
+        self.total += 1;
+        let hour = hour_of(at);
+        *self.hours.entry(hour).or_default() += 1;
+        // Keep HOURS buckets back from the newest one.
+        if self.hours.len() > HOURS as usize
+            && let Some(&newest) = self.hours.keys().next_back()
+        {
+            self.hours = self.hours.split_off(&(newest - HOURS + 1));
+        }
+        self.visitors.insert(visitor);
+    }
 }
 
 /// Counters per code, batch ids already applied, and their order (oldest first, bounded).
@@ -172,7 +231,8 @@ type ShardReply = (Option<u64>, Vec<Option<u64>>, Option<Vec<u8>>);
 /// Per shard, per (code, hour): clicks and visitor hashes.
 type ShardGroups = BTreeMap<usize, BTreeMap<(String, i64), (u64, Vec<String>)>>;
 
-/// In-process counters (embedded default). Uniques are exact.
+/// In-process counters (embedded default), in bounded memory per code: 72 hourly buckets, and
+/// uniques exact up to 1,000 visitors, then a HyperLogLog.
 #[derive(Default)]
 pub struct MemoryCounters {
     inner: Mutex<MemoryState>,
@@ -197,10 +257,10 @@ impl MemoryCounters {
             applied.remove(&old);
         }
         for click in clicks {
-            let c = codes.entry(click.short_code.clone()).or_default();
-            c.total += 1;
-            *c.hours.entry(hour_of(click.at)).or_default() += 1;
-            c.visitors.insert(click.visitor_hash.clone());
+            codes
+                .entry(click.short_code.clone())
+                .or_default()
+                .add(click.at, &click.visitor_hash);
         }
     }
 
@@ -211,10 +271,7 @@ impl MemoryCounters {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let new = !guard.0.contains_key(code);
-        let c = guard.0.entry(code.to_owned()).or_default();
-        c.total += 1;
-        *c.hours.entry(hour_of(at)).or_default() += 1;
-        c.visitors.insert(visitor.to_owned());
+        guard.0.entry(code.to_owned()).or_default().add(at, visitor);
         new
     }
 
@@ -243,7 +300,7 @@ impl MemoryCounters {
             .collect();
         Realtime {
             total: c.map_or(0, |c| c.total),
-            unique_visitors: c.map_or(0, |c| c.visitors.len() as u64),
+            unique_visitors: c.map_or(0, |c| c.visitors.count()),
             hourly,
             unavailable_shards: 0,
         }
@@ -631,5 +688,42 @@ mod tests {
         assert_eq!(r.hourly[71].1, 1);
         assert_eq!(r.hourly[70].1, 2);
         assert_eq!(r.hourly[71].0.hour(), 11);
+    }
+
+    #[test]
+    fn memory_counters_stay_bounded_per_code_and_estimate_many_visitors() {
+        let m = MemoryCounters::default();
+        let start =
+            NaiveDateTime::parse_from_str("2026-01-01 00:00:00", "%Y-%m-%d %H:%M:%S").unwrap();
+        // 200 hours of clicks, 50,000 distinct visitors.
+        for i in 0..50_000i64 {
+            let at = start + chrono::Duration::minutes(i * 200 * 60 / 50_000);
+            // SplitMix64 of i: uniform like the HMAC visitor hashes.
+            let mut z = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            m.add("big", at, &format!("{:016x}", z ^ (z >> 31)));
+        }
+        let guard = m.inner.lock().unwrap();
+        let c = &guard.0["big"];
+        assert!(
+            c.hours.len() <= HOURS as usize,
+            "{} hourly buckets kept",
+            c.hours.len()
+        );
+        assert!(
+            matches!(c.visitors, Visitors::Sketch(_)),
+            "a sketch past 1,000 visitors"
+        );
+        let estimate = c.visitors.count() as f64;
+        assert!((estimate - 50_000.0).abs() / 50_000.0 < 0.025, "{estimate}");
+        assert_eq!(c.total, 50_000);
+        drop(guard);
+        // Few visitors stay exact.
+        for i in 0..999 {
+            m.add("small", start, &format!("visitor-{i}"));
+            m.add("small", start, &format!("visitor-{i}"));
+        }
+        assert_eq!(m.read("small", start).unique_visitors, 999);
     }
 }

@@ -32,7 +32,8 @@ pub struct RealtimeAnalytics {
     pub short_code: String,
     /// Redirects counted since the link was created.
     pub total_clicks: u64,
-    /// Distinct visitors (HyperLogLog estimate, standard error 0.81%; exact when embedded).
+    /// Distinct visitors (HyperLogLog estimate, standard error 0.81%; embedded: exact up to
+    /// 1,000, then the same estimate).
     pub unique_visitors: u64,
     /// The last 72 UTC hours, oldest first, the current hour last.
     pub hourly: Vec<HourlyClicks>,
