@@ -61,7 +61,7 @@ impl App {
         }
         let hot = metrics.hot_redirect();
         let metrics = Arc::new(metrics);
-        let mut routes = routes::routes(&self.state).into_endpoint().boxed();
+        let mut routes = routes::routes(&self.state, &spec).into_endpoint().boxed();
         if let Some(limits) = self.state.rate_limits.clone() {
             routes = routes
                 .around(move |ep, req| limits::rate_limit(Arc::clone(&limits), ep, req))

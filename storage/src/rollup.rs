@@ -91,23 +91,31 @@ pub async fn run_once(db: &DatabaseConnection, now: NaiveDateTime) -> Result<Rol
     }
 }
 
+/// A transaction that holds the rollup's exclusive lock: PostgreSQL's advisory lock (with
+/// `isolation`), or SQLite's write lock taken first (a transaction that read and then writes
+/// fails if another writer committed in between).
+async fn begin_exclusive(
+    db: &DatabaseConnection,
+    isolation: Option<sea_orm::IsolationLevel>,
+) -> Result<DatabaseTransaction, DbErr> {
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        let txn = db.begin_with_config(isolation, None).await?;
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({ADVISORY_LOCK})"))
+            .await?;
+        Ok(txn)
+    } else {
+        let txn = db.begin().await?;
+        txn.execute_unprepared("UPDATE rollup_pending SET hour = hour WHERE 1 = 0")
+            .await?;
+        Ok(txn)
+    }
+}
+
 async fn roll_pairs(
     db: &DatabaseConnection,
     pairs: &[(i64, NaiveDateTime)],
 ) -> Result<RollupReport, DbErr> {
-    let txn = db.begin().await?;
-    match db.get_database_backend() {
-        DatabaseBackend::Postgres => {
-            txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({ADVISORY_LOCK})"))
-                .await?;
-        }
-        // Take SQLite's write lock first: a transaction that read and then writes fails if
-        // another writer committed in between.
-        _ => {
-            txn.execute_unprepared("UPDATE rollup_pending SET hour = hour WHERE 1 = 0")
-                .await?;
-        }
-    }
+    let txn = begin_exclusive(db, None).await?;
     let mut by_hour: BTreeMap<NaiveDateTime, BTreeSet<i64>> = BTreeMap::new();
     for (url, hour) in pairs {
         by_hour.entry(*hour).or_default().insert(*url);
@@ -314,18 +322,11 @@ async fn recompute_hour(
 /// (kept). Returns the events deleted.
 pub async fn prune(db: &DatabaseConnection, cutoff: NaiveDateTime) -> Result<u64, DbErr> {
     let backend = db.get_database_backend();
-    let (txn, hour_of_event, param) = if backend == DatabaseBackend::Postgres {
-        let txn = db
-            .begin_with_config(Some(sea_orm::IsolationLevel::RepeatableRead), None)
-            .await?;
-        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({ADVISORY_LOCK})"))
-            .await?;
-        (txn, "date_trunc('hour', e.timestamp)", "$1")
+    let txn = begin_exclusive(db, Some(sea_orm::IsolationLevel::RepeatableRead)).await?;
+    let (hour_of_event, param) = if backend == DatabaseBackend::Postgres {
+        ("date_trunc('hour', e.timestamp)", "$1")
     } else {
-        let txn = db.begin().await?;
-        txn.execute_unprepared("UPDATE rollup_pending SET hour = hour WHERE 1 = 0")
-            .await?;
-        (txn, "strftime('%Y-%m-%d %H:00:00', e.timestamp)", "?")
+        ("strftime('%Y-%m-%d %H:00:00', e.timestamp)", "?")
     };
     let flag = format!(
         "UPDATE event_rollups_hourly SET raw_pruned = TRUE \

@@ -37,7 +37,7 @@ pub use metrics::WorkerMetrics;
 pub struct WorkerState {
     pub config: Config,
     pub db: DatabaseConnection,
-    pub counters: Counters,
+    pub counters: Arc<Counters>,
     pub cache: Cache,
     pub metrics: WorkerMetrics,
     /// Alert delivery, when `DISCORD_WEBHOOK_URL` is set.
@@ -122,7 +122,7 @@ pub async fn run(
     let state = Arc::new(WorkerState {
         config: config.clone(),
         db,
-        counters,
+        counters: Arc::new(counters),
         cache,
         metrics,
         alerts,
@@ -132,7 +132,12 @@ pub async fn run(
         vec![queue.clone(), alert_queue.clone(), warm_queue],
     ));
     tokio::spawn(warming::run(state.clone()));
-    spawn_forgetting(&config, &state.db, &deployment_id)?;
+    // Deleted links' counters ([`storage::tombstones`]).
+    tokio::spawn(storage::tombstones::run_forever(
+        state.db.clone(),
+        state.counters.clone(),
+        Duration::from_secs(2),
+    ));
     let rollups = storage::rollup::RollupMetrics::new();
     state.metrics.register_rollups(&rollups);
     tokio::spawn(storage::rollup::run_forever(
@@ -189,24 +194,6 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-}
-
-/// Deletes the counters of deleted links ([`storage::tombstones`]), with shard clients of its
-/// own (the state's are not shared).
-fn spawn_forgetting(
-    config: &Config,
-    db: &DatabaseConnection,
-    deployment_id: &str,
-) -> anyhow::Result<()> {
-    let counters =
-        Counters::for_deployment(&config.shards(), &config.common.cache_prefix, deployment_id)
-            .context("REDIS_SHARDS")?;
-    tokio::spawn(storage::tombstones::run_forever(
-        db.clone(),
-        Arc::new(counters),
-        Duration::from_secs(2),
-    ));
-    Ok(())
 }
 
 /// One run of the apalis monitor with every job's pool, until it ends or `stop` turns true.

@@ -80,11 +80,12 @@ impl std::ops::Deref for Api {
     }
 }
 
-/// The whole HTTP surface: the OpenAPI operations plus the spec, Swagger UI and static assets.
+/// The whole HTTP surface: the OpenAPI operations plus the spec (refined once by the caller,
+/// [`crate::spec::refine`]), Swagger UI and static assets.
 #[must_use]
-pub fn routes(state: &Arc<AppState>) -> Route {
+pub fn routes(state: &Arc<AppState>, spec: &serde_json::Value) -> Route {
     let service = api_service(state);
-    let spec = crate::spec::refine(&service.spec()).to_string();
+    let spec = spec.to_string();
     let docs = service.swagger_ui();
     Route::new()
         .at(
