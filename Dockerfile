@@ -5,17 +5,22 @@ WORKDIR /src
 
 # Dependency cache layer: the manifests and the lock file with stub sources, built once; it is
 # rebuilt only when a Cargo.toml or Cargo.lock changes, not on every source edit.
+# Every workspace member (Cargo.toml's `members`).
+ARG CRATES="alerts api domain entity jobs migration ops storage telemetry worker"
 COPY Cargo.toml Cargo.lock ./
 COPY build-support build-support
+COPY alerts/Cargo.toml alerts/
 COPY api/Cargo.toml api/
+COPY domain/Cargo.toml domain/
 COPY entity/Cargo.toml entity/
 COPY jobs/Cargo.toml jobs/
 COPY migration/Cargo.toml migration/
 COPY ops/Cargo.toml ops/
 COPY storage/Cargo.toml storage/
+COPY telemetry/Cargo.toml telemetry/
 COPY worker/Cargo.toml worker/
 RUN set -eu; \
-    for crate in api entity jobs migration ops storage worker; do \
+    for crate in $CRATES; do \
       mkdir -p "$crate/src" && : > "$crate/src/lib.rs"; \
     done; \
     for bin in api ops worker; do \
@@ -23,11 +28,11 @@ RUN set -eu; \
       mkdir -p "$bin/tests/$bin" && : > "$bin/tests/$bin/main.rs"; \
     done; \
     cargo build --release --locked --bins; \
-    rm -rf api/src entity/src jobs/src migration/src ops/src storage/src worker/src
+    for crate in $CRATES; do rm -rf "$crate/src"; done
 
 # The real sources; touched so cargo rebuilds the workspace crates over the stubs.
 COPY . .
-RUN find api entity jobs migration ops storage worker -name '*.rs' -exec touch {} + \
+RUN find $CRATES -name '*.rs' -exec touch {} + \
     && cargo build --release --locked --bins \
     && cp target/release/curtain-api target/release/curtain-worker target/release/curtain-ops /usr/local/bin/
 

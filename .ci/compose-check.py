@@ -221,6 +221,16 @@ def main():
     for binary in envs:
         if f"/usr/local/bin/{binary}" not in dockerfile:
             problem(f"Dockerfile: {binary} is not installed into /usr/local/bin")
+    # The dependency-cache layer stubs every workspace member: one left out fails the build.
+    members = re.search(r"^members\s*=\s*\[([^\]]*)\]", (ROOT / "Cargo.toml").read_text(), re.M)
+    members = set(re.findall(r'"([^"]+)"', members.group(1))) if members else set()
+    crates = re.search(r'^ARG CRATES="([^"]*)"', dockerfile, re.M)
+    crates = set(crates.group(1).split()) if crates else set()
+    if members != crates:
+        problem(f"Dockerfile: CRATES {sorted(crates)} must be the workspace members {sorted(members)}")
+    for crate in sorted(members):
+        if f"COPY {crate}/Cargo.toml {crate}/" not in dockerfile:
+            problem(f"Dockerfile: the dependency layer does not copy {crate}/Cargo.toml")
     ignored = listed(".dockerignore")
     if not {"target/", ".git"} <= ignored:
         problem(".dockerignore must exclude target/ and .git")

@@ -3,7 +3,6 @@
 //! answer classified for the caller: sent, rate limited (with Discord's `retry_after`),
 //! retryable (5xx, network) or permanent (any other 4xx: the webhook is gone or refuses us).
 
-use std::sync::Once;
 use std::time::Duration;
 
 use crate::discord::Message;
@@ -24,16 +23,7 @@ pub struct DiscordClient {
     http: reqwest::Client,
 }
 
-static CRYPTO: Once = Once::new();
-
-/// Installs rustls' ring provider as the process default (once; building a reqwest client
-/// with `rustls-no-provider` panics without one).
-pub fn install_crypto_provider() {
-    CRYPTO.call_once(|| {
-        // Err means another part of the process installed one first: that one is used.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
+pub use telemetry::install_crypto_provider;
 
 impl DiscordClient {
     pub fn new() -> Result<Self, reqwest::Error> {

@@ -88,6 +88,11 @@ pub struct Config {
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 10_000)]
     pub max_concurrent_requests: usize,
 
+    /// With `CURTAIN_REQUIRE_API_KEY=true`, the analytics endpoints need a key with
+    /// `analytics:read` too.
+    #[arg(long, env = "CURTAIN_REQUIRE_API_KEY_FOR_ANALYTICS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub require_api_key_for_analytics: bool,
+
     #[command(flatten)]
     pub common: storage::config::CommonArgs,
 }

@@ -10,18 +10,15 @@ pub mod config;
 pub mod error;
 pub mod fields;
 pub mod html;
-pub mod import;
+pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod models;
 pub mod routes;
-pub mod short_code;
 pub mod spec;
 pub mod spool;
 pub mod state;
 pub mod stream;
-pub mod target_url;
-pub mod warm;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,10 +27,12 @@ use std::time::Duration;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{EndpointExt, IntoEndpoint, Server};
 
-pub use ::alerts::install_crypto_provider;
 pub use config::Config;
+pub use domain::{short_code, target_url};
 pub use state::AppState;
 pub use storage::cache;
+pub use storage::{import, warm};
+pub use telemetry::{init_tracing, install_crypto_provider, shutdown_signal};
 
 /// A built application: state plus routes.
 pub struct App {
@@ -62,6 +61,11 @@ impl App {
         let hot = metrics.hot_redirect();
         let metrics = Arc::new(metrics);
         let mut routes = routes::routes(&self.state, &spec).into_endpoint().boxed();
+        if let Some(guard) = self.state.api_keys.clone() {
+            routes = routes
+                .around(move |ep, req| keys::require_key(Arc::clone(&guard), ep, req))
+                .boxed();
+        }
         if let Some(limits) = self.state.rate_limits.clone() {
             routes = routes
                 .around(move |ep, req| limits::rate_limit(Arc::clone(&limits), ep, req))
@@ -146,36 +150,4 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> a
     let acceptor = TcpListener::bind(config.listen).into_acceptor().await?;
     tracing::info!(listen = %config.listen, db = %state::redact(&config.common.database_url), "curtain-api listening");
     serve(app, acceptor, shutdown).await
-}
-
-/// Starts tracing in the configured format.
-pub fn init_tracing(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = if format == "json" {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }

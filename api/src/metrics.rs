@@ -325,15 +325,19 @@ pub async fn track<E: Endpoint>(
         return ep.call(req).await.map(IntoResponse::into_response);
     }
     let method = req.method().clone();
+    let raw_path = req.uri().path().to_owned();
     let started = Instant::now();
     let resp = ep.call(req).await.map(IntoResponse::into_response);
     let (status, pattern) = match &resp {
         Ok(r) => (r.status(), r.data::<PathPattern>().map(|p| p.0.to_string())),
         Err(e) => (e.status(), e.data::<PathPattern>().map(|p| p.0.to_string())),
     };
-    let path = pattern
-        .as_deref()
-        .map_or("unmatched", |p| metrics.templates.label(p));
+    // A request answered before routing (401, 429) has no pattern: its template is found from
+    // the path itself.
+    let path = match pattern.as_deref() {
+        Some(p) => metrics.templates.label(p),
+        None => metrics.templates.for_raw_path(&raw_path),
+    };
     metrics.observe(
         method.as_str(),
         path,
@@ -378,5 +382,42 @@ impl RouteTemplates {
                 seg.starts_with(':') || seg.starts_with('*')
             }))
             .map_or(pattern, String::as_str)
+    }
+
+    /// The template a raw request path falls under (the one with the most literal segments), or
+    /// `unmatched`.
+    #[must_use]
+    pub fn for_raw_path(&self, path: &str) -> &str {
+        let parts: Vec<&str> = path.split('/').collect();
+        self.0
+            .iter()
+            .filter(|(shaped, _)| {
+                let segs: Vec<&str> = shaped.split('/').collect();
+                segs.len() == parts.len()
+                    && segs.iter().zip(&parts).all(|(s, p)| *s == "*" || s == p)
+            })
+            .max_by_key(|(shaped, _)| shaped.split('/').filter(|s| *s != "*").count())
+            .map_or("unmatched", |(_, template)| template.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RouteTemplates;
+
+    #[test]
+    fn raw_paths_fall_under_their_most_literal_template() {
+        let t = RouteTemplates::from_spec_paths([
+            "/users/{id}",
+            "/users/bulk",
+            "/urls/{id}/analytics",
+            "/",
+        ]);
+        assert_eq!(t.for_raw_path("/users/17"), "/users/<id>");
+        assert_eq!(t.for_raw_path("/users/bulk"), "/users/bulk");
+        assert_eq!(t.for_raw_path("/urls/3/analytics"), "/urls/<id>/analytics");
+        assert_eq!(t.for_raw_path("/"), "/");
+        assert_eq!(t.for_raw_path("/nope/a/b"), "unmatched");
+        assert_eq!(t.label("/users/:param0"), "/users/<id>");
     }
 }

@@ -11,13 +11,7 @@ pub fn ts(t: NaiveDateTime) -> String {
     t.format("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
-/// Now, in UTC, truncated to whole seconds (what the API stores and shows).
-#[must_use]
-pub fn now() -> NaiveDateTime {
-    use chrono::Timelike;
-    let now = chrono::Utc::now().naive_utc();
-    now.with_nanosecond(0).unwrap_or(now)
-}
+pub use domain::now;
 
 /// A user account.
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]

@@ -117,6 +117,7 @@ pub fn refine(spec: &str) -> Value {
         &mut schemas["UserInput"]["properties"]["email"],
         json!({"maxLength": 255, "pattern": "^[^\\s\\u0000@]+@[^\\s\\u0000@]+\\.[^\\s\\u0000@]+$"}),
     );
+    crate::keys::document(&mut spec);
     spec
 }
 

@@ -3,10 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use migration::{Migrator, MigratorTrait};
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait,
-};
+use sea_orm::DatabaseConnection;
 
 use jobs::{ClickQueue, JobQueue};
 use storage::cache::Cache;
@@ -15,9 +12,9 @@ use storage::counters::Counters;
 use crate::clicks::{ClickRecorder, Sink};
 use crate::config::Config;
 use crate::metrics::{Metrics, QueueGauges};
-use crate::short_code::CodeGenerator;
 use crate::spool::Spool;
-use crate::warm::Warmer;
+use domain::CodeGenerator;
+use storage::warm::Warmer;
 
 pub struct AppState {
     pub db: DatabaseConnection,
@@ -40,50 +37,13 @@ pub struct AppState {
     pub alerts: crate::alerts::AlertIntake,
     /// Rate limits on writes and bulk imports (`None`: off).
     pub rate_limits: Option<Arc<crate::limits::RateLimits>>,
+    /// The API-key guard, when `CURTAIN_REQUIRE_API_KEY=true`.
+    pub api_keys: Option<Arc<crate::keys::KeyGuard>>,
     pub request_timeout: Option<std::time::Duration>,
     pub max_concurrent_requests: Option<usize>,
 }
 
-/// Connects to the database and brings its schema up to date.
-pub async fn connect_db(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
-    let mut options = ConnectOptions::new(url.to_owned());
-    options.max_connections(max_connections).sqlx_logging(false);
-    let db = Database::connect(options)
-        .await
-        .with_context(|| format!("connecting to {}", redact(url)))?;
-    if db.get_database_backend() == DbBackend::Sqlite {
-        // WAL lets readers run beside the writer; the busy timeout rides out short locks.
-        db.execute_unprepared(
-            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;",
-        )
-        .await?;
-    }
-    if db.get_database_backend() == DbBackend::Postgres {
-        // Several processes (api replicas, workers) may start at once: serialise migrations
-        // with a transaction-scoped advisory lock held while they run.
-        let lock = db.begin().await?;
-        lock.execute_unprepared("SELECT pg_advisory_xact_lock(7261616)")
-            .await?;
-        Migrator::up(&db, None)
-            .await
-            .context("running migrations")?;
-        lock.commit().await?;
-    } else {
-        Migrator::up(&db, None)
-            .await
-            .context("running migrations")?;
-    }
-    Ok(db)
-}
-
-/// The URL without its password, for logs.
-#[must_use]
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_owned(),
-    }
-}
+pub use storage::db::{connect_db, redact};
 
 /// The real-time counters: `REDIS_SHARDS`, else the queue's Redis as one shard, else in process.
 pub fn counters_for(config: &Config, deployment_id: &str) -> anyhow::Result<Counters> {
@@ -218,8 +178,15 @@ impl AppState {
             .await
             .context("rate limits")?
             .map(Arc::new);
+        let api_keys = config.common.require_api_key.then(|| {
+            Arc::new(crate::keys::KeyGuard {
+                db: db.clone(),
+                guard_analytics: config.require_api_key_for_analytics,
+            })
+        });
         Ok(Arc::new(Self {
             rate_limits,
+            api_keys,
             request_timeout: (config.request_timeout_seconds > 0)
                 .then(|| std::time::Duration::from_secs(config.request_timeout_seconds)),
             max_concurrent_requests: (config.max_concurrent_requests > 0)

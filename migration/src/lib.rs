@@ -8,6 +8,7 @@ mod m20261126_000002_user_email_key;
 mod m20261203_000003_deployment_settings;
 mod m20261204_000004_rollups;
 mod m20261204_000005_counter_tombstones;
+mod m20261205_000006_api_keys;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000003_deployment_settings::Migration),
             Box::new(m20261204_000004_rollups::Migration),
             Box::new(m20261204_000005_counter_tombstones::Migration),
+            Box::new(m20261205_000006_api_keys::Migration),
         ]
     }
 }

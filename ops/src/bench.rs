@@ -37,7 +37,7 @@ pub async fn load(
     seconds: u64,
     connections: usize,
 ) -> anyhow::Result<(u64, u64)> {
-    api::install_crypto_provider();
+    telemetry::install_crypto_provider();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;

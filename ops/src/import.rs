@@ -6,11 +6,11 @@ use std::fmt;
 use std::path::Path;
 
 use anyhow::Context;
-use api::import::{
-    ImportError, advance_sequence, insert_skipping_existing, parse_events, parse_urls, parse_users,
-};
 use indicatif::{ProgressBar, ProgressStyle};
 use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, TransactionTrait};
+use storage::import::{
+    ImportError, advance_sequence, insert_skipping_existing, parse_events, parse_urls, parse_users,
+};
 
 /// Rows inserted per file.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

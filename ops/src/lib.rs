@@ -39,6 +39,11 @@ pub enum Command {
     /// Roll analytics up now: every marked hour before the current one (what the worker does
     /// every `ROLLUP_EVERY_SECONDS`). Safe beside running workers.
     Rollup,
+    /// API keys (needed when `CURTAIN_REQUIRE_API_KEY=true`).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Benchmark helper: a bare poem server answering 302 on `/r/<code>` (the ceiling).
     BenchBare {
         #[arg(long, default_value = "127.0.0.1:5900")]
@@ -73,6 +78,24 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print it once (only its hash is kept).
+    Create {
+        /// A scope the key grants: `links:write`, `analytics:read` or `admin` (repeatable;
+        /// `admin` grants every scope).
+        #[arg(long = "scope", required = true, value_parser = clap::value_parser!(storage::api_keys::Scope))]
+        scopes: Vec<storage::api_keys::Scope>,
+        /// A label to recognise the key by.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the keys (id, scopes, name, created, revoked), never their secrets.
+    List,
+    /// Revoke a key by id (the part after `ck_` in the key): it stops working at once.
+    Revoke { id: String },
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::BenchBare { listen } => return bench::bare(listen).await,
@@ -96,9 +119,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             return bench::enqueue(&redis_url, &queue, url_id, &code, clicks, batch).await;
         }
-        Command::Migrate | Command::Import { .. } | Command::Rollup => {}
+        Command::Migrate | Command::Import { .. } | Command::Rollup | Command::Keys { .. } => {}
     }
-    let db = api::state::connect_db(&cli.database_url, 4).await?;
+    let db = storage::db::connect_db(&cli.database_url, 4).await?;
     match cli.command {
         Command::Migrate => {
             println!("migrations applied");
@@ -121,8 +144,56 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Keys { command } => keys(&db, command).await,
         Command::BenchBare { .. } | Command::BenchLoad { .. } | Command::BenchEnqueue { .. } => {
             Ok(())
         }
     }
+}
+
+async fn keys(db: &sea_orm::DatabaseConnection, command: KeysCommand) -> anyhow::Result<()> {
+    use storage::api_keys;
+    let scopes = |key: &api_keys::KeyInfo| {
+        key.scopes
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    match command {
+        KeysCommand::Create {
+            scopes: wanted,
+            name,
+        } => {
+            let created = api_keys::create(db, name.as_deref(), &wanted).await?;
+            eprintln!(
+                "created key {} ({}); it is shown only now:",
+                created.info.id,
+                scopes(&created.info)
+            );
+            println!("{}", created.token);
+        }
+        KeysCommand::List => {
+            for key in api_keys::list(db).await? {
+                let revoked = key
+                    .revoked_at
+                    .map_or_else(|| "active".to_owned(), |t| format!("revoked {t}"));
+                println!(
+                    "{}\t{}\t{}\tcreated {}\t{}",
+                    key.id,
+                    scopes(&key),
+                    key.name.as_deref().unwrap_or("-"),
+                    key.created_at,
+                    revoked
+                );
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            if !api_keys::revoke(db, &id).await? {
+                anyhow::bail!("no active key {id}");
+            }
+            println!("revoked {id}");
+        }
+    }
+    Ok(())
 }

@@ -5,6 +5,6 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = ops::Cli::parse();
-    api::init_tracing("text");
+    telemetry::init_cli_tracing();
     ops::run(cli).await
 }

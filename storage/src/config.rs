@@ -75,6 +75,11 @@ pub struct CommonArgs {
     #[arg(long, env = "EVENT_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
     pub event_retention_days: Option<u32>,
 
+    /// Require API keys (`curtain-ops keys create`): every write needs a key with `links:write`;
+    /// `/metrics`, `/debug/*` and `/admin/*` one with `admin`. Off: no key is needed or checked.
+    #[arg(long, env = "CURTAIN_REQUIRE_API_KEY", default_value_t = false, action = clap::ArgAction::Set)]
+    pub require_api_key: bool,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,

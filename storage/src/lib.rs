@@ -1,14 +1,19 @@
 //! Storage shared by `curtain-api` and `curtain-worker`: the read-through cache, the sharded
 //! real-time click counters and their consistent-hash ring, click ingestion into the
-//! database, and the deployment settings kept in it.
+//! database, the deployment settings and API keys kept in it, the database connection (with
+//! its migrations), the legacy CSV import and cache warming.
 
+pub mod api_keys;
 pub mod cache;
 pub mod config;
 pub mod counters;
+pub mod db;
 pub mod hll;
+pub mod import;
 pub mod ingest;
 pub mod rebuild;
 pub mod ring;
 pub mod rollup;
 pub mod settings;
 pub mod tombstones;
+pub mod warm;

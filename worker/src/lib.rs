@@ -62,6 +62,54 @@ fn render_metrics(metrics: poem::web::Data<&WorkerMetrics>) -> String {
     metrics.render()
 }
 
+/// `/health` and `/metrics` on `WORKER_LISTEN`, in a task of their own.
+fn serve_http(
+    config: &Config,
+    state: &WorkerState,
+    instance: String,
+) -> tokio::task::JoinHandle<()> {
+    let db = config.common.require_api_key.then(|| state.db.clone());
+    let app = Route::new()
+        .at("/health", get(health))
+        .at(
+            "/metrics",
+            get(render_metrics).around(move |ep, req| admin_only(db.clone(), ep, req)),
+        )
+        .data(Arc::new(instance))
+        .data(state.metrics.clone());
+    let listener = TcpListener::bind(config.listen);
+    tokio::spawn(async move {
+        if let Err(e) = Server::new(listener).run(app).await {
+            tracing::error!(error = %e, "worker http server stopped");
+        }
+    })
+}
+
+/// With `CURTAIN_REQUIRE_API_KEY=true` (`db` set), `/metrics` needs an `admin` key, as on
+/// curtain-api.
+async fn admin_only<E: poem::Endpoint>(
+    db: Option<DatabaseConnection>,
+    ep: E,
+    req: poem::Request,
+) -> poem::Result<poem::Response> {
+    use poem::IntoResponse;
+    use storage::api_keys;
+    if let Some(db) = db {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let token = api_keys::presented(header("x-api-key"), header("authorization"));
+        if let Err(refusal) = api_keys::authorize(&db, token, api_keys::Scope::Admin).await {
+            let status = poem::http::StatusCode::from_u16(refusal.status())
+                .unwrap_or(poem::http::StatusCode::UNAUTHORIZED);
+            return Ok(poem::Response::builder()
+                .status(status)
+                .content_type("application/json")
+                .header("www-authenticate", "Bearer realm=\"curtain\"")
+                .body(serde_json::json!({ "error": refusal.message() }).to_string()));
+        }
+    }
+    ep.call(req).await.map(IntoResponse::into_response)
+}
+
 /// The click, alert and warm queues, each with its backlog promoted: a backlog left while
 /// workers were down must not reach apalis' fetch script at once.
 async fn connect_queues(config: &Config) -> anyhow::Result<[Arc<::jobs::JobQueue>; 3]> {
@@ -92,9 +140,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     // Before any HTTPS client is built (reqwest is built without a default provider).
-    alerts::install_crypto_provider();
+    telemetry::install_crypto_provider();
     let instance = config.common.instance_name();
-    let db = api::state::connect_db(
+    let db = storage::db::connect_db(
         &config.common.database_url,
         config.common.database_max_connections,
     )
@@ -146,17 +194,7 @@ pub async fn run(
         rollups,
     ));
 
-    let app = Route::new()
-        .at("/health", get(health))
-        .at("/metrics", get(render_metrics))
-        .data(Arc::new(instance))
-        .data(state.metrics.clone());
-    let listener = TcpListener::bind(config.listen);
-    let http = tokio::spawn(async move {
-        if let Err(e) = Server::new(listener).run(app).await {
-            tracing::error!(error = %e, "worker http server stopped");
-        }
-    });
+    let http = serve_http(&config, &state, instance);
 
     let asked = Arc::new(AtomicBool::new(false));
     let asked_in_signal = asked.clone();

@@ -8,6 +8,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = worker::Config::parse();
-    api::init_tracing(&config.common.log_format);
-    worker::run(config, api::shutdown_signal()).await
+    telemetry::init_tracing(&config.common.log_format);
+    worker::run(config, telemetry::shutdown_signal()).await
 }

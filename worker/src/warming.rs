@@ -26,6 +26,6 @@ pub async fn run(state: Arc<WorkerState>) {
 
 /// One pass: returns how many targets were stored.
 pub async fn warm_top(state: &WorkerState, n: u64) -> Result<u64, sea_orm::DbErr> {
-    let ids = api::warm::most_redirected(&state.db, n).await?;
-    api::warm::warm_links(&state.db, &state.cache, &ids).await
+    let ids = storage::warm::most_redirected(&state.db, n).await?;
+    storage::warm::warm_links(&state.db, &state.cache, &ids).await
 }

@@ -5,7 +5,6 @@
 //! payload they change before answering.
 
 use entity::{event, url, user};
-use md5::{Digest, Md5};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
@@ -31,14 +30,7 @@ pub const NOT_FOUND: &str = "URL not found";
 const MAX_URL: usize = 2048;
 const MAX_TITLE: usize = 255;
 
-/// A 64-bit hash of a target, indexed for the idempotent-create look-up.
-#[must_use]
-pub fn url_hash(target: &str) -> i64 {
-    let digest = Md5::digest(target.as_bytes());
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&digest[..8]);
-    i64::from_be_bytes(bytes)
-}
+pub use domain::url_hash;
 
 #[derive(ApiResponse)]
 pub enum UrlWrite {

@@ -18,6 +18,7 @@ mod cache;
 mod deployment;
 mod events;
 mod hostile;
+mod keys;
 mod limits;
 mod migrations;
 mod openapi;

@@ -36,7 +36,7 @@ async fn fresh_db_named(
         let base = admin.rsplit_once('/').unwrap().0;
         (
             (
-                api::state::connect_db(&format!("{base}/{name}"), 2)
+                storage::db::connect_db(&format!("{base}/{name}"), 2)
                     .await
                     .unwrap(),
                 None,
@@ -47,7 +47,7 @@ async fn fresh_db_named(
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("ops.db").display());
         (
-            (api::state::connect_db(&url, 1).await.unwrap(), Some(dir)),
+            (storage::db::connect_db(&url, 1).await.unwrap(), Some(dir)),
             None,
         )
     }
@@ -89,7 +89,7 @@ async fn import_twice_then_create(postgres: bool) {
     let user = entity::user::ActiveModel {
         username: Set("new".into()),
         email: Set("new@x.io".into()),
-        created_at: Set(api::models::now()),
+        created_at: Set(domain::now()),
         ..Default::default()
     }
     .insert(&db)
@@ -174,4 +174,71 @@ async fn a_javascript_target_names_file_and_line_and_inserts_nothing() {
         0,
         "nothing of urls.csv is written"
     );
+}
+
+/// `curtain-ops keys`: the key is printed once on stdout and works; only its id and scopes are
+/// listed; a revoked key stops working; an unknown scope is refused by name.
+#[tokio::test]
+async fn keys_create_list_and_revoke_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("keys.db").display());
+    let ops = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_curtain-ops"))
+            .arg("--database-url")
+            .arg(&url)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let created = ops(&[
+        "keys",
+        "create",
+        "--scope",
+        "links:write",
+        "--scope",
+        "analytics:read",
+        "--name",
+        "ci",
+    ]);
+    assert!(created.status.success(), "{created:?}");
+    let token = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    assert!(
+        token.starts_with("ck_") && token.len() == 3 + 12 + 1 + 64,
+        "{token}"
+    );
+    let db = Database::connect(&url).await.unwrap();
+    let key = storage::api_keys::verify(&db, &token)
+        .await
+        .unwrap()
+        .expect("the printed key works");
+    assert_eq!(key.name.as_deref(), Some("ci"));
+    assert_eq!(
+        key.scopes,
+        [
+            storage::api_keys::Scope::LinksWrite,
+            storage::api_keys::Scope::AnalyticsRead
+        ]
+    );
+
+    let listed = String::from_utf8(ops(&["keys", "list"]).stdout).unwrap();
+    assert!(
+        listed.starts_with(&format!("{}\tlinks:write,analytics:read\tci\t", key.id)),
+        "{listed}"
+    );
+    assert!(listed.trim_end().ends_with("active"), "{listed}");
+    assert!(!listed.contains(&token[16..]), "the secret is never listed");
+
+    assert!(ops(&["keys", "revoke", &key.id]).status.success());
+    assert!(
+        storage::api_keys::verify(&db, &token)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let again = ops(&["keys", "revoke", &key.id]);
+    assert!(!again.status.success());
+
+    let bad = ops(&["keys", "create", "--scope", "links:read"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown scope \"links:read\""));
 }

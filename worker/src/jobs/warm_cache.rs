@@ -15,7 +15,7 @@ use crate::WorkerState;
 pub async fn warm_cache(job: WarmLinks, state: Data<Arc<WorkerState>>) -> Result<(), BoxDynError> {
     let series = state.metrics.queue(&state.config.common.warm_queue);
     let started = std::time::Instant::now();
-    let result = api::warm::warm_links(&state.db, &state.cache, &job.url_ids).await;
+    let result = storage::warm::warm_links(&state.db, &state.cache, &job.url_ids).await;
     series.duration.observe(started.elapsed().as_secs_f64());
     if let Err(e) = result {
         series.failed.inc();

@@ -24,7 +24,7 @@ impl TestDb {
     pub async fn new() -> Self {
         // reqwest is built with TLS but no default crypto provider: install it before any
         // client of a test is built.
-        api::install_crypto_provider();
+        telemetry::install_crypto_provider();
         let admin = env("CURTAIN_TEST_DATABASE_URL");
         let name = format!("curtain_wtest_{}", uuid::Uuid::new_v4().simple());
         let conn = Database::connect(&admin).await.unwrap();
@@ -35,7 +35,7 @@ impl TestDb {
         let base = admin.rsplit_once('/').unwrap().0;
         let url = format!("{base}/{name}");
         // Schema now, so tests can insert before any process starts.
-        api::state::connect_db(&url, 2)
+        storage::db::connect_db(&url, 2)
             .await
             .unwrap()
             .close()
@@ -120,7 +120,7 @@ impl RedisServer {
     }
 
     pub fn start_on(port: u16) -> Self {
-        api::install_crypto_provider();
+        telemetry::install_crypto_provider();
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -405,7 +405,7 @@ pub async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
 
 /// An HTTP client that does not follow redirects (a 302 is the answer under test).
 pub fn http_client() -> reqwest::Client {
-    api::install_crypto_provider();
+    telemetry::install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -10,6 +10,7 @@ mod alerts;
 mod blackhole;
 mod defects;
 mod faults;
+mod keys;
 mod kills;
 mod metrics;
 mod pipeline;

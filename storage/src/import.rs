@@ -15,7 +15,7 @@ use sea_orm::{
     ActiveValue::NotSet, ActiveValue::Set, ConnectionTrait, DbBackend, DbErr, EntityTrait,
 };
 
-use crate::models::now;
+use domain::now;
 
 /// A row that cannot be imported. `line` is 1-based and counts the header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,13 +196,13 @@ pub fn parse_urls(data: &[u8]) -> Result<Vec<url::ActiveModel>, ImportError> {
     for row in rows(&headers, &data) {
         let code = row
             .get("short_code")
-            .filter(|c| crate::short_code::ShortCode::parse(c).is_some())
+            .filter(|c| domain::ShortCode::parse(c).is_some())
             .ok_or_else(|| err(row.line, "short_code must be 1-16 base62 characters"))?;
         let raw_target = row
             .text("original_url", 2048)?
             .ok_or_else(|| err(row.line, "original_url is required"))?;
         // The same rule as `POST /urls`: an import must not smuggle in a `javascript:` link.
-        let target = crate::target_url::TargetUrl::parse(&raw_target)
+        let target = domain::TargetUrl::parse(&raw_target)
             .ok_or_else(|| {
                 err(
                     row.line,
@@ -220,7 +220,7 @@ pub fn parse_urls(data: &[u8]) -> Result<Vec<url::ActiveModel>, ImportError> {
             id: opt(row.id("id")?),
             user_id: Set(row.id("user_id")?),
             short_code: Set(code.to_owned()),
-            original_url_hash: Set(crate::routes::urls::url_hash(&target)),
+            original_url_hash: Set(domain::url_hash(&target)),
             original_url: Set(target),
             title: Set(row.text("title", 255)?),
             is_active: Set(is_active),

@@ -15,7 +15,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{Cache, CacheKey};
-use crate::target_url::to_location;
+use domain::to_location;
 
 /// What the redirect cache holds for an active code.
 #[derive(Debug, Serialize, Deserialize)]
