@@ -9,6 +9,7 @@ mod m20261203_000003_deployment_settings;
 mod m20261204_000004_rollups;
 mod m20261204_000005_counter_tombstones;
 mod m20261205_000006_api_keys;
+mod m20261205_000007_event_indexes;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000004_rollups::Migration),
             Box::new(m20261204_000005_counter_tombstones::Migration),
             Box::new(m20261205_000006_api_keys::Migration),
+            Box::new(m20261205_000007_event_indexes::Migration),
         ]
     }
 }

@@ -49,8 +49,33 @@ fn err(line: u64, message: impl Into<String>) -> ImportError {
 type Records = (Vec<String>, Vec<(u64, Vec<String>)>);
 
 fn records(data: &[u8]) -> Result<Records, ImportError> {
-    let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(data);
+    let mut rows = Vec::new();
+    let headers = each_record(data, |line, _, fields| {
+        rows.push((line, fields));
+        Ok(())
+    })?;
+    Ok((headers, rows))
+}
+
+/// Reads the CSV records of `reader` one at a time, tolerating a BOM and refusing non-UTF-8
+/// bytes and NULs by line; blank rows are skipped. `each` gets the 1-based line, the header
+/// names (trimmed, lower case) and the fields. Returns the header names.
+fn each_record<R: std::io::Read>(
+    reader: R,
+    mut each: impl FnMut(u64, &[String], Vec<String>) -> Result<(), ImportError>,
+) -> Result<Vec<String>, ImportError> {
+    let mut reader = std::io::BufReader::new(reader);
+    {
+        use std::io::BufRead;
+        let start = reader.fill_buf().map_err(|e| ImportError {
+            line: Some(1),
+            message: format!("unreadable: {e}"),
+        })?;
+        if start.starts_with(b"\xEF\xBB\xBF") {
+            reader.consume(3);
+        }
+    }
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
     let headers = reader
         .byte_headers()
         .map_err(|e| ImportError {
@@ -60,7 +85,6 @@ fn records(data: &[u8]) -> Result<Records, ImportError> {
         .iter()
         .map(|h| String::from_utf8_lossy(h).trim().to_ascii_lowercase())
         .collect::<Vec<_>>();
-    let mut rows = Vec::new();
     for (i, record) in reader.byte_records().enumerate() {
         let line = i as u64 + 2;
         let record = record.map_err(|e| err(line, format!("unreadable: {e}")))?;
@@ -74,9 +98,9 @@ fn records(data: &[u8]) -> Result<Records, ImportError> {
         if fields.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
-        rows.push((line, fields));
+        each(line, &headers, fields)?;
     }
-    Ok((headers, rows))
+    Ok(headers)
 }
 
 struct Row<'a> {
@@ -167,25 +191,46 @@ fn opt<T: Into<sea_orm::Value> + Clone>(v: Option<T>) -> sea_orm::ActiveValue<T>
 
 /// Parses `users.csv`: `username`, `email` required; `id`, `created_at` optional.
 pub fn parse_users(data: &[u8]) -> Result<Vec<user::ActiveModel>, ImportError> {
-    let (headers, data) = records(data)?;
-    let mut out = Vec::with_capacity(data.len());
-    for row in rows(&headers, &data) {
-        let (Some(_), Some(_)) = (row.get("username"), row.get("email")) else {
-            return Err(ImportError {
-                line: None,
-                message: USERS_REQUIRED.to_owned(),
-            });
-        };
-        let email = row.text("email", 255)?.unwrap_or_default();
-        out.push(user::ActiveModel {
-            id: opt(row.id("id")?),
-            username: Set(row.text("username", 120)?.unwrap_or_default()),
-            email: Set(email.clone()),
-            email_key: Set(Some(email.to_lowercase())),
-            created_at: Set(row.timestamp("created_at")?.unwrap_or_else(now)),
-        });
-    }
+    let mut out = Vec::new();
+    for_each_user(data, |row| {
+        out.push(row);
+        Ok(())
+    })?;
     Ok(out)
+}
+
+/// The users of a `users.csv` read from `reader`, validated and handed to `each` one at a time
+/// (constant memory: see [`crate::import_stream`]).
+pub fn for_each_user<R: std::io::Read>(
+    reader: R,
+    mut each: impl FnMut(user::ActiveModel) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
+    each_record(reader, |line, headers, fields| {
+        let row = Row {
+            line,
+            headers,
+            fields: &fields,
+        };
+        each(user_row(&row)?)
+    })
+    .map(|_| ())
+}
+
+fn user_row(row: &Row<'_>) -> Result<user::ActiveModel, ImportError> {
+    let (Some(_), Some(_)) = (row.get("username"), row.get("email")) else {
+        return Err(ImportError {
+            line: None,
+            message: USERS_REQUIRED.to_owned(),
+        });
+    };
+    let email = row.text("email", 255)?.unwrap_or_default();
+    Ok(user::ActiveModel {
+        id: opt(row.id("id")?),
+        username: Set(row.text("username", 120)?.unwrap_or_default()),
+        email: Set(email.clone()),
+        email_key: Set(Some(email.to_lowercase())),
+        created_at: Set(row.timestamp("created_at")?.unwrap_or_else(now)),
+    })
 }
 
 /// Parses `urls.csv`: `id, user_id, short_code, original_url, title, is_active, created_at,

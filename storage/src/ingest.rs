@@ -10,7 +10,8 @@ use entity::{event, url};
 use jobs::{Click, ClickBatch};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
+    EntityTrait, QueryFilter, QuerySelect, Statement,
 };
 
 use crate::cache::Cache;
@@ -49,6 +50,37 @@ fn row(c: &Click) -> event::ActiveModel {
     }
 }
 
+/// The same insert on PostgreSQL as one statement with one parameter: the clicks as a JSON
+/// array, expanded by `json_to_recordset`. Binding 9 parameters per row (45,000 for a chunk)
+/// cost more than the insert itself; one text parameter parses in a fraction of that.
+async fn insert_postgres(db: &DatabaseConnection, chunk: &[Click]) -> Result<u64, DbErr> {
+    let rows: Vec<serde_json::Value> = chunk
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "u": c.url_id,
+                "t": c.at.with_nanosecond(0).unwrap_or(c.at).format("%Y-%m-%dT%H:%M:%S").to_string(),
+                "c": c.short_code,
+                "k": c.click_id,
+                "v": c.visitor_hash,
+                "a": c.user_agent,
+                "r": c.referrer,
+            })
+        })
+        .collect();
+    let stmt = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO events \
+         (url_id, user_id, event_type, timestamp, details, click_id, visitor_hash, user_agent, referrer) \
+         SELECT u, NULL, 'redirect', t, jsonb_build_object('short_code', c), k, v, a, r \
+         FROM json_to_recordset($1::json) \
+         AS x(u bigint, t timestamp, c text, k text, v text, a text, r text) \
+         ON CONFLICT (click_id) DO NOTHING",
+        [serde_json::Value::Array(rows).to_string().into()],
+    );
+    Ok(db.execute_raw(stmt).await?.rows_affected())
+}
+
 /// Rows per INSERT statement (PostgreSQL allows 65,535 bind parameters; a row has 9).
 const ROWS_PER_STATEMENT: usize = 5_000;
 
@@ -79,14 +111,18 @@ pub async fn ingest(
     let dropped_deleted = (batch.clicks.len() - clicks.len()) as u64;
     let mut inserted = 0;
     for chunk in clicks.chunks(ROWS_PER_STATEMENT) {
-        inserted += event::Entity::insert_many(chunk.iter().map(row))
-            .on_conflict(
-                OnConflict::column(event::Column::ClickId)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(db)
-            .await?;
+        inserted += if db.get_database_backend() == DbBackend::Postgres {
+            insert_postgres(db, chunk).await?
+        } else {
+            event::Entity::insert_many(chunk.iter().map(row))
+                .on_conflict(
+                    OnConflict::column(event::Column::ClickId)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(db)
+                .await?
+        };
     }
     if !clicks.is_empty() {
         // Events come first, so if none of these clicks was stored before, no earlier run can

@@ -10,6 +10,7 @@ pub mod counters;
 pub mod db;
 pub mod hll;
 pub mod import;
+pub mod import_stream;
 pub mod ingest;
 pub mod rebuild;
 pub mod ring;

@@ -2,7 +2,7 @@
 //! whole before anything is written; rows whose id exists are skipped; one transaction.
 
 use poem::web::Multipart;
-use poem::{Body, FromRequest, Request, RequestBody};
+use poem::{FromRequest, Request, RequestBody};
 use poem_openapi::payload::{Json, Payload};
 use poem_openapi::registry::{MetaMediaType, MetaRequest, Registry};
 use poem_openapi::types::multipart::Upload;
@@ -13,10 +13,9 @@ use poem_openapi::{
 use sea_orm::TransactionTrait;
 
 use super::{Api, Tag};
-use crate::body::read_limited;
 use crate::error::{ApiError, ApiResult};
-use crate::import::{advance_sequence, insert_skipping_existing, parse_users};
 use crate::models::ImportCount;
+use storage::import_stream::{StreamError, import_users_file};
 
 pub struct BulkApi(pub Api);
 
@@ -32,8 +31,38 @@ pub struct UsersCsv {
     pub file: Upload,
 }
 
-/// The uploaded `file` part, or `None` when the part is missing or has no file name.
-pub struct CsvUpload(Option<Vec<u8>>);
+/// The uploaded `file` part, streamed into an unnamed temporary file (deleted when closed), or
+/// `None` when the part is missing or has no file name. Nothing of the upload is held in memory
+/// beyond one read buffer.
+pub struct CsvUpload(Option<std::fs::File>);
+
+/// Copies the `file` part into a temporary file, at most [`CSV_BODY_LIMIT`] bytes (413 past it).
+async fn spool(field: poem::web::Field) -> Result<std::fs::File, ApiError> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+    let unreadable =
+        |e: std::io::Error| ApiError::bad_request(format!("Could not read the request body: {e}"));
+    let temp = tempfile::tempfile().map_err(|e| ApiError::internal(&e))?;
+    let mut file = tokio::fs::File::from_std(temp);
+    let mut reader = std::pin::pin!(field.into_async_read());
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0usize;
+    loop {
+        let n = reader.read(&mut buf).await.map_err(unreadable)?;
+        if n == 0 {
+            break;
+        }
+        total += n;
+        if total > CSV_BODY_LIMIT {
+            return Err(ApiError::too_large());
+        }
+        file.write_all(&buf[..n])
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+    }
+    file.flush().await.map_err(|e| ApiError::internal(&e))?;
+    file.rewind().await.map_err(|e| ApiError::internal(&e))?;
+    Ok(file.into_std().await)
+}
 
 impl<'a> ApiExtractor<'a> for CsvUpload {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
@@ -60,15 +89,19 @@ impl<'a> ApiExtractor<'a> for CsvUpload {
         body: &mut RequestBody,
         _: ExtractParamOptions<()>,
     ) -> poem::Result<Self> {
-        let bytes = read_limited(body, CSV_BODY_LIMIT).await?;
-        let mut body = RequestBody::new(Body::from(bytes));
-        let Ok(mut multipart) = <Multipart as FromRequest>::from_request(req, &mut body).await
-        else {
+        // A declared length past the limit is refused before anything is read.
+        let declared = req
+            .header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|len| len > CSV_BODY_LIMIT as u64) {
+            return Err(ApiError::too_large().into());
+        }
+        let Ok(mut multipart) = <Multipart as FromRequest>::from_request(req, body).await else {
             return Ok(Self(None));
         };
         while let Ok(Some(field)) = multipart.next_field().await {
             if field.name() == Some("file") && field.file_name().is_some_and(|n| !n.is_empty()) {
-                return Ok(Self(field.bytes().await.ok()));
+                return Ok(Self(Some(spool(field).await?)));
             }
         }
         Ok(Self(None))
@@ -95,13 +128,16 @@ impl BulkApi {
     /// if n > 0, else 200.
     #[oai(path = "/users/bulk", method = "post")]
     async fn bulk(&self, upload: CsvUpload) -> ApiResult<Imported> {
-        let data = upload
+        let file = upload
             .0
             .ok_or_else(|| ApiError::bad_request(FILE_REQUIRED))?;
-        let rows = parse_users(&data).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        // One transaction: a bad row rolls back whatever was inserted before it.
         let txn = self.0.db.begin().await?;
-        let count = insert_skipping_existing(&txn, rows, |_| {}).await?;
-        advance_sequence(&txn, "users").await?;
+        let count = match import_users_file(&txn, file).await {
+            Ok(count) => count,
+            Err(StreamError::Import(e)) => return Err(ApiError::bad_request(e.to_string())),
+            Err(StreamError::Db(e)) => return Err(e.into()),
+        };
         txn.commit().await?;
         let body = Json(ImportCount { count });
         Ok(if count > 0 {

@@ -4,6 +4,7 @@ use entity::{event, url, user};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -105,6 +106,11 @@ impl EventsApi {
         if let Some(event_type) = event_type.0 {
             // PostgreSQL refuses NUL in text parameters: such a filter matches nothing anyway.
             matches_nothing |= event_type.contains('\0');
+            if event_type != "redirect" {
+                // Written as a literal so PostgreSQL and SQLite both match the partial index
+                // of the non-click events (`idx_events_event_type_not_redirect`).
+                query = query.filter(Expr::cust("event_type <> 'redirect'"));
+            }
             query = query.filter(event::Column::EventType.eq(event_type));
         }
         if matches_nothing {

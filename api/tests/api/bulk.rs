@@ -1,6 +1,8 @@
 //! `POST /users/bulk` (section 3): multipart part `file`, a CSV keyed by id; a bad file inserts
 //! nothing; re-uploading inserts nothing; explicit ids advance the id sequence.
 
+use std::fmt::Write as _;
+
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
@@ -200,5 +202,71 @@ backend_test! {
         let (status, _, body) = upload(&app, csv_form(csv)).await;
         assert_eq!(status, 400, "{}", body.to_string().chars().take(200).collect::<String>());
         assert!(body["error"].as_str().unwrap().contains("row 2"));
+    }
+}
+
+backend_test! {
+    async fn a_bad_row_after_several_inserted_chunks_rolls_the_whole_upload_back(app) {
+        // Rows are inserted 1,000 at a time as they are parsed: a bad row at line 2,502 comes
+        // after two chunks went in, and the upload must still insert nothing.
+        let mut csv = String::from("username,email\n");
+        for i in 0..2_500 {
+            writeln!(csv, "u{i},u{i}@x.io").unwrap();
+        }
+        csv.push_str("late,\n");
+        let (status, _, body) = upload(&app, csv_form(csv)).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body, json!({"error": "CSV rows must include username and email"}));
+        assert_eq!(user_count(&app).await, 0);
+        let mut csv = String::from("id,username,email\n");
+        for i in 1..=2_500 {
+            writeln!(csv, "{i},u{i},u{i}@x.io").unwrap();
+        }
+        csv.push_str("x,bad,bad@x.io\n");
+        let (status, _, body) = upload(&app, csv_form(csv)).await;
+        assert_eq!(status, 400);
+        assert_eq!(body, json!({"error": "CSV row 2502: invalid id 'x'"}));
+        assert_eq!(user_count(&app).await, 0);
+    }
+}
+
+backend_test! {
+    async fn a_large_mixed_upload_is_counted_exactly_and_ids_never_clash(app) {
+        // 12,000 rows, ids given on every other one and rows without ids interleaved: the rows
+        // with ids go in first, the others after the sequence passed every explicit id.
+        let mut csv = String::from("id,username,email\n");
+        for i in 0..12_000 {
+            if i % 2 == 0 {
+                writeln!(csv, "{},with{i},with{i}@x.io", 100_000 + i).unwrap();
+            } else {
+                writeln!(csv, ",without{i},without{i}@x.io").unwrap();
+            }
+        }
+        assert_eq!(upload(&app, csv_form(csv.clone())).await, (201, None, json!({"count": 12_000})));
+        assert_eq!(user_count(&app).await, 12_000);
+        // Again: the rows with ids are skipped, the ones without are new rows.
+        assert_eq!(upload(&app, csv_form(csv)).await, (201, None, json!({"count": 6_000})));
+        let next = app.create_user("next", "next@x.io").await;
+        assert!(next["id"].as_i64().unwrap() > 111_998, "{next}");
+    }
+}
+
+backend_test! {
+    async fn an_upload_past_the_csv_limit_is_413_with_or_without_a_length(app) {
+        let big = vec![b'a'; 65 * 1024 * 1024];
+        let (status, _, body) = upload(&app, csv_form(big.clone())).await;
+        assert_eq!((status, body), (413, json!({"error": "Request body too large"})));
+        // Streamed (chunked, no Content-Length): refused once the file part passes the limit.
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            big.chunks(1024 * 1024).map(|c| Ok(c.to_vec())).collect();
+        let part = Part::stream(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+            .file_name("users.csv")
+            .mime_str("text/csv")
+            .unwrap();
+        let (status, _, body) = upload(&app, Form::new().part("file", part)).await;
+        assert_eq!((status, body), (413, json!({"error": "Request body too large"})));
+        // The server closes a connection whose upload it stopped reading: ask on a new one.
+        let users = crate::helpers::http_client().get(app.url("/users")).send().await.unwrap();
+        assert_eq!(users.json::<Value>().await.unwrap(), json!([]));
     }
 }
