@@ -214,12 +214,22 @@ mod tests {
 
     /// A stand-in queue: records the batch ids pushed; refuses every push after `accept`.
     async fn drain(spool: &Spool, pushed: &mut Vec<String>, accept: usize) -> usize {
-        let mut budget = accept;
+        let mut attempts = 0;
+        drain_answering(spool, pushed, &mut attempts, |n| n < accept).await
+    }
+
+    /// A stand-in queue that answers attempt `n` (from 0) with `answer(n)`; counts attempts.
+    async fn drain_answering(
+        spool: &Spool,
+        pushed: &mut Vec<String>,
+        attempts: &mut usize,
+        answer: impl Fn(usize) -> bool,
+    ) -> usize {
         spool
             .drain_into(|payload| {
-                let ok = budget > 0;
+                let ok = answer(*attempts);
+                *attempts += 1;
                 if ok {
-                    budget -= 1;
                     let b: ClickBatch = serde_json::from_slice(&payload).unwrap();
                     pushed.push(b.batch_id);
                 }
@@ -265,6 +275,19 @@ mod tests {
 
         assert_eq!(drain(&spool, &mut pushed, usize::MAX).await, 2);
         assert_eq!(pushed, ["b1", "b2", "b3"], "each batch once, in order");
+    }
+
+    #[tokio::test]
+    async fn after_a_refused_push_the_drain_tries_no_later_batch() {
+        // Each push to a queue that is down waits out PUSH_TIMEOUT: one per drain, not one
+        // per spooled batch; and no batch overtakes an older one.
+        let (dir, spool) = spool_with(&["b1", "b2", "b3"]).await;
+        let (mut pushed, mut attempts) = (Vec::new(), 0);
+        // The queue refuses the first push only.
+        let delivered = drain_answering(&spool, &mut pushed, &mut attempts, |n| n > 0).await;
+        assert_eq!((delivered, attempts), (0, 1));
+        assert!(pushed.is_empty());
+        assert_eq!(names(dir.path()), ["b1.json", "b2.json", "b3.json"]);
     }
 
     #[tokio::test]
