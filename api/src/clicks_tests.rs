@@ -91,6 +91,12 @@ async fn until(what: &str, mut cond: impl FnMut() -> bool) {
     panic!("never happened: {what}");
 }
 
+/// Waits (boundedly, so a batcher that never answers fails instead of hanging) for a flush
+/// or an acknowledgement.
+async fn answered(what: &str, mut wait: oneshot::Receiver<()>) {
+    until(what, || wait.try_recv().is_ok()).await;
+}
+
 fn ids(range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| format!("c{i}")).collect()
 }
@@ -104,7 +110,7 @@ async fn a_batch_never_exceeds_batch_max_and_every_click_is_delivered_once_in_or
     for i in 0..sent {
         send(&tx, i);
     }
-    flush(&tx).await.unwrap();
+    answered("flush", flush(&tx)).await;
 
     let batches = deliveries.batches();
     let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
@@ -122,8 +128,8 @@ async fn clicks_arriving_while_a_push_is_in_flight_share_the_next_batch() {
         send(&tx, i);
     }
     let flushed = flush(&tx);
-    deliveries.permits.add_permits(2);
-    flushed.await.unwrap();
+    deliveries.permits.add_permits(Semaphore::MAX_PERMITS);
+    answered("flush", flushed).await;
     assert_eq!(deliveries.batches(), [ids(0..1), ids(1..11)]);
 }
 
@@ -142,8 +148,8 @@ async fn an_acknowledged_click_is_released_only_after_its_batch_was_delivered() 
         acked.try_recv().is_err(),
         "acknowledged while its push is still in flight"
     );
-    deliveries.permits.add_permits(1);
-    acked.await.unwrap();
+    deliveries.permits.add_permits(Semaphore::MAX_PERMITS);
+    answered("acknowledgement", acked).await;
     assert_eq!(deliveries.batches(), [ids(0..1)]);
 }
 
@@ -157,11 +163,11 @@ async fn a_flush_returns_once_the_clicks_sent_before_it_are_delivered_and_cuts_t
     send(&tx, 1);
     let flushed = flush(&tx);
     send(&tx, 2);
-    flushed.await.unwrap();
+    answered("flush", flushed).await;
     assert_eq!(deliveries.batches(), [ids(0..2)]);
     until("second push started", || deliveries.started() == 2).await;
-    deliveries.permits.add_permits(1);
-    flush(&tx).await.unwrap();
+    deliveries.permits.add_permits(Semaphore::MAX_PERMITS);
+    answered("second flush", flush(&tx)).await;
     assert_eq!(deliveries.batches(), [ids(0..2), ids(2..3)]);
 }
 
@@ -174,7 +180,7 @@ fn a_lone_click_is_delivered_at_once_without_any_timer() {
         .unwrap();
     runtime.block_on(async {
         let deliveries = Arc::new(Deliveries::default());
-        deliveries.permits.add_permits(1);
+        deliveries.permits.add_permits(Semaphore::MAX_PERMITS);
         let (tx, task) = start(&deliveries);
         send(&tx, 0);
         until("lone click delivered", || !deliveries.batches().is_empty()).await;
