@@ -82,7 +82,12 @@ impl ClickRecorder {
     #[must_use]
     pub fn start(sink: Sink, durability: Durability, metrics: ClickMetrics) -> Self {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        tokio::spawn(batcher(rx, sink, metrics.clone()));
+        let sink = Arc::new(sink);
+        let batch_metrics = metrics.clone();
+        tokio::spawn(batcher(rx, move |batch| {
+            let (sink, metrics) = (sink.clone(), batch_metrics.clone());
+            async move { deliver(&sink, batch, &metrics).await }
+        }));
         Self {
             tx,
             durability,
@@ -129,7 +134,13 @@ impl ClickRecorder {
     }
 }
 
-async fn batcher(mut rx: mpsc::Receiver<Msg>, sink: Sink, metrics: ClickMetrics) {
+/// Groups clicks into batches and hands each to `deliver`, releasing the waiters of a batch
+/// (and of flushes) only once `deliver` has returned.
+async fn batcher<F, Fut>(mut rx: mpsc::Receiver<Msg>, mut deliver: F)
+where
+    F: FnMut(ClickBatch) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let mut clicks = Vec::with_capacity(BATCH_MAX);
     let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -158,7 +169,7 @@ async fn batcher(mut rx: mpsc::Receiver<Msg>, sink: Sink, metrics: ClickMetrics)
         }
         if !clicks.is_empty() {
             let batch = ClickBatch::new(std::mem::take(&mut clicks));
-            deliver(&sink, batch, &metrics).await;
+            deliver(batch).await;
         }
         for w in waiters.drain(..) {
             let _ = w.send(());
@@ -232,3 +243,7 @@ async fn spool_until_stored(spool: &Spool, batch_id: &str, payload: &[u8]) {
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
+
+#[cfg(test)]
+#[path = "clicks_tests.rs"]
+mod tests;

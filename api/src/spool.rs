@@ -93,6 +93,16 @@ impl Spool {
 
     /// Pushes every spooled batch; returns how many were delivered.
     pub async fn drain(&self, queue: &ClickQueue) -> usize {
+        self.drain_into(|payload| async move { push_within(queue, &payload).await.is_ok() })
+            .await
+    }
+
+    /// [`Spool::drain`] through `push`, which answers whether the batch is now in the queue.
+    async fn drain_into<F, Fut>(&self, mut push: F) -> usize
+    where
+        F: FnMut(Vec<u8>) -> Fut,
+        Fut: Future<Output = bool>,
+    {
         let Ok(files) = self.pending().await else {
             return 0;
         };
@@ -111,7 +121,7 @@ impl Spool {
                 let _ = tokio::fs::rename(&path, path.with_extension("bad")).await;
                 continue;
             }
-            if push_within(queue, &payload).await.is_err() {
+            if !push(payload).await {
                 break;
             }
             self.queue_down.store(false, Ordering::Relaxed);
@@ -180,5 +190,140 @@ mod tests {
         assert!(!spool.queue_down());
         spool.mark_queue_down();
         assert!(spool.queue_down());
+    }
+
+    /// A spooled batch as the batcher writes it.
+    fn batch(id: &str) -> Vec<u8> {
+        serde_json::to_vec(&ClickBatch {
+            batch_id: id.to_owned(),
+            clicks: Vec::new(),
+        })
+        .unwrap()
+    }
+
+    /// Stores batches `ids` in this order, keeping their modification times apart.
+    async fn spool_with(ids: &[&str]) -> (tempfile::TempDir, Spool) {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        for id in ids {
+            spool.store(id, &batch(id)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (dir, spool)
+    }
+
+    /// A stand-in queue: records the batch ids pushed; refuses every push after `accept`.
+    async fn drain(spool: &Spool, pushed: &mut Vec<String>, accept: usize) -> usize {
+        let mut attempts = 0;
+        drain_answering(spool, pushed, &mut attempts, |n| n < accept).await
+    }
+
+    /// A stand-in queue that answers attempt `n` (from 0) with `answer(n)`; counts attempts.
+    async fn drain_answering(
+        spool: &Spool,
+        pushed: &mut Vec<String>,
+        attempts: &mut usize,
+        answer: impl Fn(usize) -> bool,
+    ) -> usize {
+        spool
+            .drain_into(|payload| {
+                let ok = answer(*attempts);
+                *attempts += 1;
+                if ok {
+                    let b: ClickBatch = serde_json::from_slice(&payload).unwrap();
+                    pushed.push(b.batch_id);
+                }
+                async move { ok }
+            })
+            .await
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn drain_replays_every_batch_oldest_first_once_and_deletes_it() {
+        let (dir, spool) = spool_with(&["b3", "b1", "b2"]).await;
+        let mut pushed = Vec::new();
+        assert_eq!(drain(&spool, &mut pushed, usize::MAX).await, 3);
+        assert_eq!(pushed, ["b3", "b1", "b2"]);
+        assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+        assert_eq!(drain(&spool, &mut pushed, usize::MAX).await, 0);
+        assert_eq!(pushed.len(), 3, "no batch replayed twice");
+    }
+
+    #[tokio::test]
+    async fn a_refused_push_stops_the_drain_and_keeps_that_batch_and_the_later_ones() {
+        let (dir, spool) = spool_with(&["b1", "b2", "b3"]).await;
+        spool.mark_queue_down();
+        let mut pushed = Vec::new();
+        assert_eq!(drain(&spool, &mut pushed, 1).await, 1);
+        assert_eq!(pushed, ["b1"]);
+        assert_eq!(names(dir.path()), ["b2.json", "b3.json"]);
+        assert!(!spool.queue_down(), "a push got through");
+
+        spool.mark_queue_down();
+        assert_eq!(drain(&spool, &mut pushed, 0).await, 0);
+        assert!(spool.queue_down(), "no push got through");
+        assert_eq!(names(dir.path()), ["b2.json", "b3.json"]);
+
+        assert_eq!(drain(&spool, &mut pushed, usize::MAX).await, 2);
+        assert_eq!(pushed, ["b1", "b2", "b3"], "each batch once, in order");
+    }
+
+    #[tokio::test]
+    async fn after_a_refused_push_the_drain_tries_no_later_batch() {
+        // Each push to a queue that is down waits out PUSH_TIMEOUT: one per drain, not one
+        // per spooled batch; and no batch overtakes an older one.
+        let (dir, spool) = spool_with(&["b1", "b2", "b3"]).await;
+        let (mut pushed, mut attempts) = (Vec::new(), 0);
+        // The queue refuses the first push only.
+        let delivered = drain_answering(&spool, &mut pushed, &mut attempts, |n| n > 0).await;
+        assert_eq!((delivered, attempts), (0, 1));
+        assert!(pushed.is_empty());
+        assert_eq!(names(dir.path()), ["b1.json", "b2.json", "b3.json"]);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_batch_is_set_aside_and_a_torn_write_is_left_alone() {
+        let (dir, spool) = spool_with(&["b1"]).await;
+        // A batch file cut short (a corrupt disk, a copy gone wrong) and a write torn before
+        // its rename.
+        std::fs::write(dir.path().join("cut.json"), &batch("cut")[..10]).unwrap();
+        std::fs::write(dir.path().join(".torn.tmp"), b"{\"bat").unwrap();
+        let mut pushed = Vec::new();
+        assert_eq!(drain(&spool, &mut pushed, usize::MAX).await, 1);
+        assert_eq!(pushed, ["b1"]);
+        assert_eq!(names(dir.path()), [".torn.tmp", "cut.bad"]);
+        assert_eq!(drain(&spool, &mut pushed, usize::MAX).await, 0);
+        assert_eq!(pushed, ["b1"]);
+    }
+
+    #[tokio::test]
+    async fn an_empty_spool_clears_queue_down() {
+        let (_dir, spool) = spool_with(&[]).await;
+        spool.mark_queue_down();
+        let mut pushed = Vec::new();
+        assert_eq!(drain(&spool, &mut pushed, 0).await, 0);
+        assert!(!spool.queue_down());
+    }
+
+    #[tokio::test]
+    async fn store_leaves_only_the_renamed_file_and_reports_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(&dir.path().join("spool")).unwrap();
+        spool.store("b1", &batch("b1")).await.unwrap();
+        assert_eq!(names(&dir.path().join("spool")), ["b1.json"]);
+        std::fs::remove_dir_all(dir.path().join("spool")).unwrap();
+        assert!(
+            spool.store("b2", &batch("b2")).await.is_err(),
+            "a batch that is not on disk must not be reported stored"
+        );
     }
 }

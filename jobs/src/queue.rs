@@ -620,3 +620,11 @@ async fn scan_keys(
         cursor = next;
     }
 }
+
+#[cfg(test)]
+#[path = "redis_stand_in.rs"]
+mod redis_stand_in;
+
+#[cfg(test)]
+#[path = "queue_tests.rs"]
+mod tests;

@@ -451,3 +451,6 @@ async fn retry(shared: Arc<RedisCache>, pending: Arc<Pending>, prefix: String, t
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
