@@ -7,10 +7,11 @@ Subcommands (the shell script starts and stops the processes; this file only tal
   configs OUT --api-port P --worker-port P --am-port P --token-file F
       Writes OUT/prometheus.yml, OUT/alerts.yml and OUT/alertmanager.yml, derived from
       monitoring/ by the rewrites listed in this function's comments (nothing else changes).
-  discord --port P --record FILE --webhook PATH
+  discord --port P --record FILE --webhook PATH [--hiccup TITLE]
       The Discord stand-in: records every request as a JSON line in FILE and answers like
       Discord: POST to PATH with `?wait=true` -> 200 with the stored message, without -> 204;
-      any other path -> 404 `Unknown Webhook`; a body Discord would refuse -> 400.
+      any other path -> 404 `Unknown Webhook`; a body Discord would refuse -> 400; the first
+      message with an embed titled TITLE -> 500 (a Discord hiccup the worker must retry).
   traffic API              a user, links, redirects, 404s, analytics reads (the panels' series)
   fail API --rate R --first F   R requests a second to /debug/fail (500s) until killed; the
       time of the first goes to F
@@ -133,6 +134,10 @@ def cmd_configs(a):
 # --- the Discord stand-in ------------------------------------------------------------------
 
 
+def titles(body):
+    return [e.get("title") for e in (body or {}).get("embeds") or [] if isinstance(e, dict)]
+
+
 def discord_violation(body):
     """What Discord's 400 would name, or None (the limits alerts/src/discord.rs cuts to)."""
     if not isinstance(body, dict):
@@ -160,6 +165,7 @@ def discord_violation(body):
 def cmd_discord(a):
     lock = threading.Lock()
     counter = [0]
+    hiccups = [a.hiccup]
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -193,9 +199,14 @@ def cmd_discord(a):
                 status = self.answer(400, {"message": "Invalid Form Body", "code": 50035, "errors": discord_violation(body)})
             else:
                 with lock:
+                    hiccup = hiccups[0] is not None and hiccups[0] in titles(body)
+                    if hiccup:
+                        hiccups[0] = None
                     counter[0] += 1
                     mid = str(counter[0])
-                if wait:
+                if hiccup:
+                    status = self.answer(500, {"message": "500: Internal Server Error", "code": 0})
+                elif wait:
                     status = self.answer(200, dict(body, id=mid, channel_id="1", type=0))
                 else:
                     status = self.answer(204)
@@ -299,6 +310,33 @@ def records(path):
     return [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
 
 
+def found(a, record, embed):
+    """The message names the alert as firing; check what it says, as values."""
+    labels = {f["name"]: f["value"] for f in embed.get("fields", [])}
+    problems = []
+    rules = yaml.safe_load((MON / "alerts.yml").read_text())
+    severity = next(r["labels"]["severity"] for g in rules["groups"] for r in g["rules"] if r.get("alert") == a.name)
+    if labels.get("severity") != severity:
+        problems.append(f"severity {labels.get('severity')!r}, alerts.yml says {severity!r}")
+    m = re.match(r"\*\*([0-9.]+)% of API requests fail with 5xx\*\*", embed.get("description", ""))
+    if a.name == DRIVEN_ALERT and not (m and float(m.group(1)) > 1):
+        problems.append(f"the summary does not give a 5xx ratio above 1%: {embed.get('description')!r}")
+    earlier = [
+        r for r in records(a.record) if r["at"] < record["at"] and r["path"] == a.webhook and embed["title"] in titles(r["body"])
+    ]
+    tried = ", ".join(str(r["status"]) for r in earlier + [record])
+    seconds = record["at"] - a.since
+    print(f"alert e2e: Discord got {embed['title']!r} {seconds:.1f} s after the trigger (answers to the worker: {tried}); {labels}")
+    print(f"alert e2e: {embed.get('description', '').splitlines()[0]}")
+    if a.expect_retry and not any(r["status"] == 500 for r in earlier):
+        problems.append("the stand-in's 500 was not followed by a retry that delivered")
+    for p in problems:
+        print(f"alert e2e: {p}")
+    if a.result:
+        pathlib.Path(a.result).write_text(f"{seconds:.1f}")
+    return 1 if problems else 0
+
+
 def cmd_wait_alert(a):
     title = f"[FIRING] {a.name}"
     deadline = time.time() + a.deadline
@@ -308,11 +346,7 @@ def cmd_wait_alert(a):
                 continue
             for e in (r["body"] or {}).get("embeds", []):
                 if e.get("title") == title and e.get("color") == 0xE01E5A:
-                    labels = {f["name"]: f["value"] for f in e.get("fields", [])}
-                    print(f"alert e2e: Discord got {title!r} (labels {labels}) {r['at'] - a.since:.1f} s after the trigger")
-                    if a.result:
-                        pathlib.Path(a.result).write_text(f"{r['at'] - a.since:.1f}")
-                    return 0
+                    return found(a, r, e)
         time.sleep(0.5)
     print(f"alert e2e: no Discord message {title!r} at {a.webhook} within {a.deadline} s")
     for what, url in [("Prometheus alerts", f"{a.prom}/api/v1/alerts"), ("Alertmanager alerts", f"{a.am}/api/v2/alerts")]:
@@ -322,11 +356,12 @@ def cmd_wait_alert(a):
             print(f"--- {what}: {e}")
     print(f"--- stand-in Discord requests ({len(records(a.record))}):")
     for r in records(a.record):
-        titles = [e.get("title") for e in (r["body"] or {}).get("embeds", [])]
-        print(f"  {r['path']}?{r['query']} -> {r['status']}: {titles}")
+        print(f"  {r['path']}?{r['query']} -> {r['status']}: {titles(r['body'])}")
     for log in a.log:
         lines = pathlib.Path(log).read_text(errors="replace").splitlines() if pathlib.Path(log).exists() else []
-        print(f"--- {log} (last 40 lines):")
+        # The drill's own 500s are logged once each: they would fill the tail.
+        lines = [l for l in lines if "deliberate failure from /debug/fail" not in l]
+        print(f"--- {log} (last 40 lines but the drill's 500s):")
         print("\n".join(lines[-40:]))
     return 1
 
@@ -381,8 +416,9 @@ def check_panels(prom):
             results.append((where, target["expr"], False, err, []))
             continue
         answer = get_json(f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
-        values = [float(s["value"][1]) for s in answer["data"]["result"]] if answer["data"]["resultType"] == "vector" else []
-        numbers = [v for v in values if not math.isnan(v)]
+        series = answer["data"]["result"] if answer["data"]["resultType"] == "vector" else []
+        values = [float(s["value"][1]) for s in series]
+        numbers = [(s["metric"], float(s["value"][1])) for s in series if not math.isnan(float(s["value"][1]))]
         ok = bool(numbers)
         why = "" if ok else ("no series" if not values else "only NaN")
         results.append((where, expr, ok, why, numbers))
@@ -400,12 +436,15 @@ def cmd_panels(a):
             break
     for where, expr, ok, why, numbers in results:
         mark = "ok " if ok else ("EXCUSED" if where in EXCUSED_PANELS else "NO DATA")
-        shown = ", ".join(f"{n:.4g}" for n in numbers[:4]) + (" ..." if len(numbers) > 4 else "")
+        shown = ", ".join(
+            ("{" + ",".join(f"{k}={v}" for k, v in sorted(labels.items())) + "} " if labels else "") + f"{n:.4g}"
+            for labels, n in numbers[:4]
+        ) + (f" (+{len(numbers) - 4})" if len(numbers) > 4 else "")
         print(f"  {mark} {where}: {why or shown}")
         if not ok and where not in EXCUSED_PANELS:
             print(f"      query: {expr}")
     answered = sum(1 for r in results if r[2])
-    nonzero = sum(1 for r in results if r[2] and any(n != 0 for n in r[4]))
+    nonzero = sum(1 for r in results if r[2] and any(n != 0 for _, n in r[4]))
     print(f"alert e2e: {answered}/{len(results)} panel queries answered with data ({nonzero} non-zero), {len(failing)} without")
     if a.result:
         pathlib.Path(a.result).write_text(f"{answered}/{len(results)} ({nonzero} non-zero)")
@@ -424,6 +463,7 @@ def main():
     d.add_argument("--port", type=int, required=True)
     d.add_argument("--record", required=True)
     d.add_argument("--webhook", required=True)
+    d.add_argument("--hiccup")
     t = sub.add_parser("traffic")
     t.add_argument("api")
     f = sub.add_parser("fail")
@@ -440,6 +480,7 @@ def main():
     w.add_argument("--am", required=True)
     w.add_argument("--log", action="append", default=[])
     w.add_argument("--result")
+    w.add_argument("--expect-retry", action="store_true")
     q = sub.add_parser("panels")
     q.add_argument("prom")
     q.add_argument("--api", required=True)
