@@ -13,8 +13,7 @@ Subcommands (the shell script starts and stops the processes; this file only tal
       any other path -> 404 `Unknown Webhook`; a body Discord would refuse -> 400; the first
       message with an embed titled TITLE -> 500 (a Discord hiccup the worker must retry).
   traffic API              a user, links, redirects, 404s, analytics reads (the panels' series)
-  fail API --rate R --first F   R requests a second to /debug/fail (500s) until killed; the
-      time of the first goes to F
+  fail API --count N       N requests to /debug/fail (500s) at once; prints the time of the first
   wait-alert FILE NAME --webhook PATH --since T --deadline S --prom URL --am URL --api-log F
       Waits until FILE holds a message Discord accepted at PATH whose embed is `[FIRING] NAME`;
       prints the seconds since T. On timeout prints Prometheus' and Alertmanager's alerts,
@@ -284,15 +283,16 @@ def cmd_traffic(a):
 
 
 def cmd_fail(a):
-    """An incident: a.rate requests a second to /debug/fail (500s) until killed. The time of
-    the first goes to a.first. (A single burst would not do: the api creates a route's 5xx
-    series at its first 5xx, so Prometheus sees the burst as the series' first value and
-    rate() sees no increase; a sustained failure is what the alert is for.)"""
+    """The incident: one burst of a.count requests to /debug/fail (500s); prints the time of
+    the first. One burst, not a sustained failure: the api creates every operation's 500
+    series at 0 (api/src/metrics.rs create_failure_series), so even a route's first 500s must
+    show in rate(); without that, this burst would be the series' first sample and the alert
+    would never fire."""
     api = Api(a.api)
-    pathlib.Path(a.first).write_text(f"{time.time():.3f}")
-    while True:
+    first = time.time()
+    for _ in range(a.count):
         expect(500, api.call("GET", "/debug/fail"), "/debug/fail")
-        time.sleep(1 / a.rate)
+    print(f"{first:.3f}")
 
 
 # --- waiting for Discord -------------------------------------------------------------------
@@ -468,8 +468,7 @@ def main():
     t.add_argument("api")
     f = sub.add_parser("fail")
     f.add_argument("api")
-    f.add_argument("--rate", type=float, required=True)
-    f.add_argument("--first", required=True)
+    f.add_argument("--count", type=int, required=True)
     w = sub.add_parser("wait-alert")
     w.add_argument("record")
     w.add_argument("name")
