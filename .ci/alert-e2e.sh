@@ -110,6 +110,9 @@ wait_for "$am/-/ready" 'OK' "$work/alertmanager.log"
 wait_for "$prom/api/v1/query?query=sum(up%7Bjob%3D~%22curtain-api%7Ccurtain-worker%22%7D)" '"value":\[[0-9.]*,"2"]' "$work/prometheus.log"
 wait_for "$prom/api/v1/rules" '"name":"CurtainHigh5xxRatio"' "$work/prometheus.log"
 
+# The 500 series of /debug/fail is scraped at 0 before the incident (the api creates it at start).
+wait_for "$prom/api/v1/query?query=http_requests_total%7Bpath%3D%22%2Fdebug%2Ffail%22%2Cstatus_code%3D%22500%22%7D" '"value":\[[0-9.]*,"0"]' "$work/prometheus.log"
+
 echo "alert e2e: services up after $(($(date +%s) - started)) s (api :$api_port, worker :$worker_port, Prometheus :$prom_port, Alertmanager :$am_port, Discord stand-in :$discord_port)"
 python3 .ci/alert_e2e.py traffic "$api"
 # The incident: one burst of 20 requests answered 500 (beside the ~150 of the traffic above, a

@@ -51,8 +51,46 @@ MON = ROOT / "monitoring"
 DRIVEN_ALERT = "CurtainHigh5xxRatio"
 FOR_REWRITE = {DRIVEN_ALERT: ("5m", "10s")}
 
-# Panels that may answer no data, with the reason. Empty: every panel is answered.
+# Panel queries are named `<dashboard file>#<panel id>/<refId>`.
+# Those that may answer no data, with the reason. Empty: every query is answered.
 EXCUSED_PANELS = {}
+# Those whose value the traffic (and the alert) determine: at least one sample must lie in
+# [low, high]. The others may be 0 in a healthy run (spooled or lost clicks, shard failures,
+# dead jobs, queue depth and age, pool restarts, dead deliveries), or are not determined by
+# this run: the links deleted before ingestion race the worker, pruning runs on its own clock,
+# and process_cpu_seconds_total counts whole seconds (the prometheus crate's process
+# collector), so a process using less than a second of CPU in the window shows 0.
+POSITIVE = (1e-9, math.inf)
+EXPECTED_VALUES = {
+    "service.json#2/A": POSITIVE,  # requests/s by route
+    "service.json#3/A": POSITIVE,  # requests/s by instance
+    "service.json#4/A": (1, 1),  # one api and one worker up
+    "service.json#5/A": POSITIVE,  # redirects/s
+    "service.json#6/A": POSITIVE,  # clicks enqueued/s
+    "service.json#8/A": POSITIVE,  # redirect latency p50
+    "service.json#8/B": POSITIVE,  # redirect latency p99
+    "service.json#9/A": POSITIVE,  # p99 by route
+    "service.json#11/A": (1e-9, 1),  # 5xx ratio: the drill's 500s
+    "service.json#12/A": POSITIVE,  # 404s and 500s
+    "service.json#14/A": (1e-9, 1),  # cache hit ratio
+    "service.json#15/A": POSITIVE,  # cache lookups/s
+    "service.json#21/A": (1e6, 1e10),  # resident memory, bytes
+    "workers.json#5/A": (1, math.inf),  # workers alive
+    "workers.json#6/A": (1, 1),  # worker processes up
+    "workers.json#9/A": POSITIVE,  # jobs processed/s
+    "workers.json#9/B": POSITIVE,  # jobs failed/s: the stand-in's 500 to the alert
+    "workers.json#9/C": POSITIVE,  # jobs retried/s: the same delivery, retried
+    "workers.json#10/A": POSITIVE,  # clicks ingested/s
+    "workers.json#11/A": POSITIVE,  # jobs/s by worker process
+    "workers.json#14/A": POSITIVE,  # job duration p50
+    "workers.json#14/B": POSITIVE,  # job duration p99
+    "workers.json#15/A": POSITIVE,  # ingestion lag p50
+    "workers.json#15/B": POSITIVE,  # ingestion lag p99
+    "workers.json#17/A": POSITIVE,  # Discord deliveries/s: the alert
+    "workers.json#17/B": POSITIVE,  # Discord failures/s: the stand-in's 500
+    "workers.json#18/A": (0, 30),  # seconds since the last rollup (the worker rolls up every 2 s)
+    "workers.json#21/A": (1e6, 1e10),  # worker resident memory, bytes
+}
 
 # What Grafana would put for its built-in variables at a 1 h range (the test's range is a few
 # minutes; 1m keeps >= 2 samples at the 1-2 s scrape interval in every rate window).
@@ -408,47 +446,61 @@ def substitute(expr, variables, prom):
 
 
 def check_panels(prom):
+    """[(name, title, expr, problem or "", [(labels, number)])] for every panel query."""
     results = []
     for board, panel, target, variables in panel_targets():
+        name = f"{board.name}#{panel['id']}/{target.get('refId')}"
         expr, err = substitute(target["expr"], variables, prom)
-        where = f"{board} panel {panel['id']} {panel['title']!r} {target.get('refId')}"
         if err:
-            results.append((where, target["expr"], False, err, []))
+            results.append((name, panel["title"], target["expr"], err, []))
             continue
         answer = get_json(f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
         series = answer["data"]["result"] if answer["data"]["resultType"] == "vector" else []
-        values = [float(s["value"][1]) for s in series]
         numbers = [(s["metric"], float(s["value"][1])) for s in series if not math.isnan(float(s["value"][1]))]
-        ok = bool(numbers)
-        why = "" if ok else ("no series" if not values else "only NaN")
-        results.append((where, expr, ok, why, numbers))
+        if not numbers:
+            problem = "no series" if not series else "only NaN"
+        elif name in EXPECTED_VALUES:
+            low, high = EXPECTED_VALUES[name]
+            in_range = any(low <= n <= high for _, n in numbers)
+            problem = "" if in_range else f"no value in [{low:g}, {high:g}]"
+        else:
+            problem = ""
+        results.append((name, panel["title"], expr, problem, numbers))
     return results
 
 
 def cmd_panels(a):
+    unknown = set(EXCUSED_PANELS) | set(EXPECTED_VALUES)
     deadline = time.time() + a.deadline
     while True:
         traffic(a.api, rounds=1)
+        Api(a.api).call("GET", "/debug/fail")  # the 5xx ratio stays above 0 however long this takes
         time.sleep(3)  # a few scrapes of what the traffic changed
         results = check_panels(a.prom)
-        failing = [r for r in results if not r[2] and r[0] not in EXCUSED_PANELS]
+        failing = [r for r in results if r[3] and r[0] not in EXCUSED_PANELS]
         if not failing or time.time() > deadline:
             break
-    for where, expr, ok, why, numbers in results:
-        mark = "ok " if ok else ("EXCUSED" if where in EXCUSED_PANELS else "NO DATA")
+    for name, title, expr, problem, numbers in results:
+        unknown.discard(name)
+        mark = "ok  " if not problem else ("EXCUSED" if name in EXCUSED_PANELS else "FAIL")
         shown = ", ".join(
             ("{" + ",".join(f"{k}={v}" for k, v in sorted(labels.items())) + "} " if labels else "") + f"{n:.4g}"
             for labels, n in numbers[:4]
         ) + (f" (+{len(numbers) - 4})" if len(numbers) > 4 else "")
-        print(f"  {mark} {where}: {why or shown}")
-        if not ok and where not in EXCUSED_PANELS:
+        print(f"  {mark} {name} {title!r}: {shown}{' -- ' + problem if problem else ''}")
+        if problem and name not in EXCUSED_PANELS:
             print(f"      query: {expr}")
-    answered = sum(1 for r in results if r[2])
-    nonzero = sum(1 for r in results if r[2] and any(n != 0 for _, n in r[4]))
-    print(f"alert e2e: {answered}/{len(results)} panel queries answered with data ({nonzero} non-zero), {len(failing)} without")
+    for name in sorted(unknown):
+        print(f"alert e2e: {name} is listed in this script but is no panel query any more: update the lists")
+    answered = sum(1 for r in results if r[4])
+    checked = sum(1 for r in results if r[0] in EXPECTED_VALUES and not r[3])
+    print(
+        f"alert e2e: {answered}/{len(results)} panel queries answered with data; "
+        f"{checked}/{len(EXPECTED_VALUES)} values in their expected range; {len(failing)} failing"
+    )
     if a.result:
-        pathlib.Path(a.result).write_text(f"{answered}/{len(results)} ({nonzero} non-zero)")
-    return 1 if failing else 0
+        pathlib.Path(a.result).write_text(f"{answered}/{len(results)} (values checked: {checked}/{len(EXPECTED_VALUES)})")
+    return 1 if failing or unknown else 0
 
 
 def main():
