@@ -170,9 +170,7 @@ impl Metrics {
             .unwrap_or_else(|e| panic!("{e}"));
         #[cfg(target_os = "linux")]
         registry
-            .register(Box::new(
-                prometheus::process_collector::ProcessCollector::for_self(),
-            ))
+            .register(Box::new(storage::process::ProcessMetrics::for_self()))
             .unwrap_or_else(|e| panic!("{e}"));
         let clicks = ClickMetrics {
             recorded: counter(
