@@ -6,12 +6,16 @@
 #   Alertmanager posting to the api's /alerts/alertmanager. Configs are derived from
 #   monitoring/ by .ci/alert_e2e.py `configs` (its comments list each rewrite; in the rules
 #   only CurtainHigh5xxRatio's `for:` changes, 5m -> 10s).
-#   1. Traffic (a user, links, redirects, 404s, analytics), then a burst of 500s from
-#      /debug/fail (the route's first failures): the
-#      5xx ratio passes 1%, CurtainHigh5xxRatio fires, and the stand-in Discord must receive
-#      "[FIRING] CurtainHigh5xxRatio" through Prometheus -> Alertmanager -> api -> Redis queue
-#      -> worker -> Discord within ALERT_E2E_DEADLINE seconds (default 120).
-#   2. Every dashboard panel's query answers with at least one number from that Prometheus.
+#   1. Traffic (a user, links, redirects, 404s, analytics), then one burst of 500s from
+#      /debug/fail (the route's first failures): the 5xx ratio passes 1%, CurtainHigh5xxRatio
+#      fires, and the stand-in Discord must receive "[FIRING] CurtainHigh5xxRatio" (severity
+#      and ratio read from the message) through Prometheus -> Alertmanager -> api -> Redis
+#      queue -> worker -> Discord within ALERT_E2E_DEADLINE seconds (default 120). The
+#      stand-in answers that message's first attempt 500, so it arrives through a retry.
+#   2. Every dashboard panel's query answers with at least one number from that Prometheus,
+#      and those the traffic determines lie in their range (.ci/alert_e2e.py EXPECTED_VALUES;
+#      EXCUSED_PANELS, empty, would list queries allowed to stay empty).
+#   Prints the alert, the seconds from the first 500 to Discord, and the panels answered.
 # Needs: target/debug/curtain-api, curtain-worker; PostgreSQL on 127.0.0.1:5432 (user
 # postgres); Redis on 127.0.0.1:6379. Installs prometheus and prometheus-alertmanager (Debian)
 # if missing.
