@@ -57,6 +57,7 @@ impl App {
         if let Some(paths) = spec.get("paths").and_then(serde_json::Value::as_object) {
             metrics.templates =
                 metrics::RouteTemplates::from_spec_paths(paths.keys().map(String::as_str));
+            metrics.create_failure_series(paths);
         }
         let hot = metrics.hot_redirect();
         let metrics = Arc::new(metrics);

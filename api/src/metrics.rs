@@ -6,7 +6,9 @@
 //! Labels: only the two HTTP families carry `instance` (the contract requires it; Prometheus
 //! scrapes the api with `honor_labels: true` so it is kept, see monitoring/prometheus.yml).
 //! No other family may carry `instance` or `job`. The hot-path series are created at start-up
-//! ([`Metrics::hot_redirect`]), so both HTTP families are exported from the first scrape.
+//! ([`Metrics::hot_redirect`]), so both HTTP families are exported from the first scrape, and
+//! so is every operation's 500 series ([`Metrics::create_failure_series`]), so a route's first
+//! failures count in `rate()`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -168,9 +170,7 @@ impl Metrics {
             .unwrap_or_else(|e| panic!("{e}"));
         #[cfg(target_os = "linux")]
         registry
-            .register(Box::new(
-                prometheus::process_collector::ProcessCollector::for_self(),
-            ))
+            .register(Box::new(storage::process::ProcessMetrics::for_self()))
             .unwrap_or_else(|e| panic!("{e}"));
         let clicks = ClickMetrics {
             recorded: counter(
@@ -280,6 +280,29 @@ impl Metrics {
         HotRedirectMetrics {
             get: series("GET"),
             head: series("HEAD"),
+        }
+    }
+
+    /// Creates `http_requests_total{status_code="500"}` at 0 for every operation of the spec
+    /// (`paths` of `openapi.json`; `/metrics` is not counted). A counter series that first
+    /// appears at 1 shows Prometheus no increase (`rate()` needs an earlier sample), so without
+    /// it a route's first 500s, up to a scrape interval of them, would be missing from the 5xx
+    /// ratio (`CurtainHigh5xxRatio`) and the dashboards. `.ci/alert-e2e.sh` fires that alert
+    /// from one burst of 500s.
+    pub fn create_failure_series(&self, paths: &serde_json::Map<String, serde_json::Value>) {
+        const METHODS: [&str; 7] = ["get", "put", "post", "delete", "options", "head", "patch"];
+        for (path, operations) in paths {
+            if path == "/metrics" {
+                continue;
+            }
+            let template = path.replace('{', "<").replace('}', ">");
+            for method in operations.as_object().into_iter().flat_map(|o| o.keys()) {
+                if METHODS.contains(&method.as_str()) {
+                    let method = method.to_ascii_uppercase();
+                    self.requests
+                        .with_label_values(&[&method, &template, "500", &self.instance]);
+                }
+            }
         }
     }
 

@@ -165,9 +165,7 @@ impl WorkerMetrics {
         };
         #[cfg(target_os = "linux")]
         registry
-            .register(Box::new(
-                prometheus::process_collector::ProcessCollector::for_self(),
-            ))
+            .register(Box::new(storage::process::ProcessMetrics::for_self()))
             .unwrap_or_else(|e| panic!("{e}"));
         let seconds = vec![
             0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,

@@ -44,6 +44,8 @@ backend_test! {
         assert!(series("http_requests_total{", &["path=\"/urls/<id>\"", "status_code=\"200\""]), "{text}");
         assert!(series("http_requests_total{", &["method=\"POST\"", "path=\"/urls\"", "status_code=\"201\""]), "{text}");
         assert!(series("http_requests_total{", &["path=\"/users/<id>\"", "status_code=\"404\""]), "{text}");
+        // Every operation's 500 series exists before its first failure, at 0.
+        assert!(text.lines().any(|l| l == "http_requests_total{instance=\"test\",method=\"DELETE\",path=\"/users/<id>\",status_code=\"500\"} 0"), "{text}");
         assert!(series("http_request_duration_seconds_bucket{", &["path=\"/r/<short_code>\"", "status_code=\"302\"", "instance=\"test\""]), "{text}");
         assert!(series("http_request_duration_seconds_count{", &["path=\"/users/<id>\"", "status_code=\"404\""]), "{text}");
         // Only the contract's two HTTP families carry `instance`; none carries `job` (both
