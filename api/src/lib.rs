@@ -14,6 +14,7 @@ pub mod import;
 pub mod limits;
 pub mod metrics;
 pub mod models;
+pub mod queues;
 pub mod routes;
 pub mod short_code;
 pub mod spec;

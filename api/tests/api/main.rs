@@ -21,6 +21,7 @@ mod hostile;
 mod limits;
 mod migrations;
 mod openapi;
+mod queues;
 mod redirects;
 mod rollups;
 mod smoke;
