@@ -13,4 +13,5 @@ mod faults;
 mod kills;
 mod metrics;
 mod pipeline;
+mod queue_page;
 mod warming;
