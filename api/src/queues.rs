@@ -115,13 +115,20 @@ pub struct QueueReading {
 pub struct QueueMonitor {
     queues: Vec<Watched>,
     gauges: QueueGauges,
-    samples: Mutex<Vec<VecDeque<(Instant, u64)>>>,
+    samples: Mutex<Vec<History>>,
+}
+
+/// Samples of one queue's completed count, and the last count read.
+#[derive(Default)]
+struct History {
+    samples: VecDeque<(Instant, u64)>,
+    last: u64,
 }
 
 impl QueueMonitor {
     #[must_use]
     pub fn new(queues: Vec<Watched>, gauges: QueueGauges) -> Self {
-        let samples = Mutex::new(queues.iter().map(|_| VecDeque::new()).collect());
+        let samples = Mutex::new(queues.iter().map(|_| History::default()).collect());
         Self {
             queues,
             gauges,
@@ -235,18 +242,16 @@ async fn read_source(queue: &Watched) -> Raw {
     }
 }
 
-/// Records `completed` at `now` in `ring` (at most one sample per [`SAMPLE_EVERY`], the last
-/// [`KEEP`] kept, plus one older sample as the base of the longest window) and returns the
-/// rise over each of [`WINDOWS`].
-fn throughput(
-    ring: &mut VecDeque<(Instant, u64)>,
-    now: Instant,
-    completed: u64,
-) -> Vec<Throughput> {
+/// Records `completed` at `now` in `history` (at most one sample per [`SAMPLE_EVERY`], the
+/// last [`KEEP`] kept, plus one older sample as the base of the longest window) and returns
+/// the rise over each of [`WINDOWS`].
+fn throughput(history: &mut History, now: Instant, completed: u64) -> Vec<Throughput> {
     // A count that went down (the queue's keys were reset) starts the history over.
-    if ring.back().is_some_and(|&(_, last)| last > completed) {
-        ring.clear();
+    if history.last > completed {
+        history.samples.clear();
     }
+    history.last = completed;
+    let ring = &mut history.samples;
     if ring
         .back()
         .is_none_or(|&(at, _)| now.duration_since(at) >= SAMPLE_EVERY)
@@ -291,7 +296,7 @@ mod tests {
     #[test]
     fn throughput_is_the_rise_since_the_oldest_sample_within_each_window() {
         let start = Instant::now();
-        let mut ring = VecDeque::new();
+        let mut ring = History::default();
         let first = throughput(&mut ring, start, 100);
         assert_eq!(first[0].completed, 0);
         assert_eq!(first[0].per_minute, None);
@@ -306,13 +311,17 @@ mod tests {
         assert!(!last[0].partial);
         assert_eq!(last[1].completed, 180);
         assert_eq!(last[1].span_seconds, 900);
-        assert!(ring.len() <= 92, "ring bounded: {}", ring.len());
+        assert!(
+            ring.samples.len() <= 92,
+            "ring bounded: {}",
+            ring.samples.len()
+        );
     }
 
     #[test]
     fn a_young_process_shows_the_span_it_covers_and_a_reset_starts_over() {
         let start = Instant::now();
-        let mut ring = VecDeque::new();
+        let mut ring = History::default();
         throughput(&mut ring, start, 0);
         let t = throughput(&mut ring, start + Duration::from_secs(2), 7);
         assert_eq!(t[0].completed, 7);
@@ -321,5 +330,8 @@ mod tests {
         assert_eq!(t[0].per_minute.as_deref(), Some("210.0"));
         let after_reset = throughput(&mut ring, start + Duration::from_secs(3), 1);
         assert_eq!(after_reset[0].completed, 0);
+        let later = throughput(&mut ring, start + Duration::from_secs(9), 4);
+        assert_eq!(later[0].completed, 3);
+        assert_eq!(later[0].span_seconds, 6);
     }
 }
