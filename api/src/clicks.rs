@@ -16,7 +16,8 @@
 //! Nothing is dropped silently: a full in-memory queue is counted as lost in a metric and logged.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use jobs::{Click, ClickBatch, ClickQueue};
 use prometheus::IntCounter;
@@ -62,6 +63,19 @@ pub struct ClickRecorder {
     tx: mpsc::Sender<Msg>,
     durability: Durability,
     metrics: ClickMetrics,
+    progress: Arc<Progress>,
+}
+
+/// What the batching task is doing, for the in-process queue's depth (embedded default).
+#[derive(Default)]
+struct Progress {
+    /// Clicks of the batch being delivered.
+    running: AtomicU64,
+    /// Clicks delivered (ingested, or handed to the queue or spool) since start-up.
+    completed: AtomicU64,
+    /// When the batch being delivered was cut: every click waiting arrived later, unless the
+    /// batch was cut full ([`BATCH_MAX`]).
+    cut_at: std::sync::Mutex<Option<Instant>>,
 }
 
 /// Where batches go.
@@ -82,9 +96,10 @@ impl ClickRecorder {
     #[must_use]
     pub fn start(sink: Sink, durability: Durability, metrics: ClickMetrics) -> Self {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let progress = Arc::new(Progress::default());
         let sink = Arc::new(sink);
         let batch_metrics = metrics.clone();
-        tokio::spawn(batcher(rx, move |batch| {
+        tokio::spawn(batcher(rx, progress.clone(), move |batch| {
             let (sink, metrics) = (sink.clone(), batch_metrics.clone());
             async move { deliver(&sink, batch, &metrics).await }
         }));
@@ -92,7 +107,41 @@ impl ClickRecorder {
             tx,
             durability,
             metrics,
+            progress,
         }
+    }
+
+    /// The in-process click queue by state, counted in clicks (the embedded default's "click
+    /// queue"): ready = clicks waiting in the channel, running = the batch being ingested.
+    /// The oldest ready age is a lower bound: the time since the running batch was cut.
+    #[must_use]
+    pub fn depth(&self) -> jobs::QueueDepth {
+        let ready = (self.tx.max_capacity() - self.tx.capacity()) as u64;
+        let cut_at = *self
+            .progress
+            .cut_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        jobs::QueueDepth {
+            ready,
+            running: self.progress.running.load(Ordering::Relaxed),
+            oldest_ready_age_seconds: cut_at
+                .filter(|_| ready > 0)
+                .map_or(0, |at| at.elapsed().as_secs()),
+            ..jobs::QueueDepth::default()
+        }
+    }
+
+    /// Clicks delivered by the batching task since start-up.
+    #[must_use]
+    pub fn completed(&self) -> u64 {
+        self.progress.completed.load(Ordering::Relaxed)
+    }
+
+    /// 1 while the batching task runs, else 0.
+    #[must_use]
+    pub fn workers_alive(&self) -> u64 {
+        u64::from(!self.tx.is_closed())
     }
 
     /// Records a click; with `ack` durability, returns once it is durable (in the queue or
@@ -135,8 +184,8 @@ impl ClickRecorder {
 }
 
 /// Groups clicks into batches and hands each to `deliver`, releasing the waiters of a batch
-/// (and of flushes) only once `deliver` has returned.
-async fn batcher<F, Fut>(mut rx: mpsc::Receiver<Msg>, mut deliver: F)
+/// (and of flushes) only once `deliver` has returned; `progress` counts them for the queue page.
+async fn batcher<F, Fut>(mut rx: mpsc::Receiver<Msg>, progress: Arc<Progress>, mut deliver: F)
 where
     F: FnMut(ClickBatch) -> Fut,
     Fut: Future<Output = ()>,
@@ -168,8 +217,16 @@ where
             next = rx.try_recv().ok();
         }
         if !clicks.is_empty() {
+            let n = clicks.len() as u64;
             let batch = ClickBatch::new(std::mem::take(&mut clicks));
+            *progress
+                .cut_at
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+            progress.running.store(n, Ordering::Relaxed);
             deliver(batch).await;
+            progress.completed.fetch_add(n, Ordering::Relaxed);
+            progress.running.store(0, Ordering::Relaxed);
         }
         for w in waiters.drain(..) {
             let _ = w.send(());

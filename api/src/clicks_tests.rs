@@ -43,7 +43,7 @@ impl Deliveries {
 fn start(deliveries: &Arc<Deliveries>) -> (mpsc::Sender<Msg>, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let d = deliveries.clone();
-    let task = tokio::spawn(batcher(rx, move |batch: ClickBatch| {
+    let task = tokio::spawn(batcher(rx, Arc::default(), move |batch: ClickBatch| {
         let d = d.clone();
         async move {
             d.started.fetch_add(1, Ordering::SeqCst);

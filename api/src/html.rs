@@ -27,6 +27,8 @@ pub const SHORTEN_SUCCESS: &str = "shorten_success.html";
 pub const SHORTEN_ERROR: &str = "shorten_error.html";
 pub const REDIRECT: &str = "redirect.html";
 pub const LINK: &str = "link.html";
+pub const QUEUES: &str = "queues.html";
+pub const QUEUES_TABLE: &str = "queues_table.html";
 
 /// The compiled templates, autoescaped.
 pub fn templates() -> anyhow::Result<Tera> {
@@ -43,6 +45,8 @@ pub fn templates() -> anyhow::Result<Tera> {
         ),
         (REDIRECT, include_str!("../templates/redirect.html")),
         (LINK, include_str!("../templates/link.html")),
+        (QUEUES, include_str!("../templates/queues.html")),
+        (QUEUES_TABLE, include_str!("../templates/queues_table.html")),
     ])?;
     tera.autoescape_on(vec![".html"]);
     tera.set_escape_fn(escape);

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod models;
+pub mod queues;
 pub mod routes;
 pub mod spec;
 pub mod spool;

@@ -76,12 +76,14 @@ impl LimitMetrics {
     }
 }
 
-/// The click queue's depth and ages, under the names and labels the worker exports.
+/// Every queue's depth, ages and live workers, under the names and labels the worker exports;
+/// set only from a [`crate::queues::QueueMonitor`] reading, the one the queue page shows.
 #[derive(Clone)]
 pub struct QueueGauges {
     jobs: IntGaugeVec,
     oldest_age_seconds: IntGaugeVec,
     oldest_ready_age_seconds: IntGaugeVec,
+    workers_alive: IntGaugeVec,
 }
 
 impl QueueGauges {
@@ -97,7 +99,8 @@ impl QueueGauges {
         Self {
             jobs: gauges(
                 "curtain_queue_jobs",
-                "Jobs in the queue by state (read from the Redis keys).",
+                "Jobs in the queue by state (read from the Redis keys; in the embedded default's \
+                 in-process click queue, clicks).",
                 &["queue", "state"],
             ),
             oldest_age_seconds: gauges(
@@ -110,10 +113,21 @@ impl QueueGauges {
                 "Age of the oldest job ready for a worker (where producers push) not yet picked up.",
                 &["queue"],
             ),
+            workers_alive: gauges(
+                "curtain_queue_workers_alive",
+                "Workers of any process whose heartbeat on the queue is recent (in process: the \
+                 consuming task).",
+                &["queue"],
+            ),
         }
     }
 
-    /// Sets every gauge of `queue` from one reading.
+    /// Sets the live workers of `queue`.
+    pub fn set_workers_alive(&self, queue: &str, n: u64) {
+        self.workers_alive.with_label_values(&[queue]).set(n as i64);
+    }
+
+    /// Sets every depth gauge of `queue` from one reading.
     pub fn set(&self, queue: &str, d: &QueueDepth) {
         for (state, value) in d.by_state() {
             self.jobs

@@ -11,7 +11,8 @@ use storage::counters::Counters;
 
 use crate::clicks::{ClickRecorder, Sink};
 use crate::config::Config;
-use crate::metrics::{Metrics, QueueGauges};
+use crate::metrics::Metrics;
+use crate::queues::{QueueMonitor, Source, Watched};
 use crate::spool::Spool;
 use domain::CodeGenerator;
 use storage::warm::Warmer;
@@ -41,6 +42,18 @@ pub struct AppState {
     pub api_keys: Option<Arc<crate::keys::KeyGuard>>,
     pub request_timeout: Option<std::time::Duration>,
     pub max_concurrent_requests: Option<usize>,
+    /// Every job queue, read for `/metrics` and `/admin/queues`.
+    pub queues: Arc<QueueMonitor>,
+    pub rollups: RollupStatus,
+}
+
+/// Who rolls analytics up, for the queue page.
+pub struct RollupStatus {
+    /// `ROLLUP_EVERY_SECONDS` (0: never).
+    pub every_seconds: u64,
+    /// The loop's metrics when this process runs it (embedded default); else `curtain-worker`
+    /// does.
+    pub here: Option<storage::rollup::RollupMetrics>,
 }
 
 pub use storage::db::{connect_db, redact};
@@ -60,33 +73,16 @@ pub fn counters_for(config: &Config, deployment_id: &str) -> anyhow::Result<Coun
     }
 }
 
-/// How often the api reads the click queue's depth into its metrics.
-const DEPTH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Reads the click queue's depth and ages into the api's gauges for as long as the process
-/// lives, so a backlog shows in every api's `/metrics` even when no worker runs.
-fn spawn_depth_reader(queue: Arc<ClickQueue>, gauges: QueueGauges, name: String) {
-    tokio::spawn(async move {
-        loop {
-            match tokio::time::timeout(DEPTH_EVERY, queue.depth()).await {
-                Ok(Ok(depth)) => gauges.set(&name, &depth),
-                Ok(Err(e)) => tracing::debug!(error = %e, "reading queue depth failed"),
-                Err(_) => tracing::debug!("reading queue depth timed out"),
-            }
-            tokio::time::sleep(DEPTH_EVERY).await;
-        }
-    });
-}
-
 /// Where clicks go: the queue (with its spool) when `REDIS_URL` is set, else ingestion in
-/// process; the embedded default also rolls analytics up itself (there is no worker).
+/// process; the embedded default also rolls analytics up itself (there is no worker) and
+/// returns the rollup loop's metrics.
 async fn click_sink(
     config: &Config,
     db: &DatabaseConnection,
     counters: &Arc<Counters>,
     cache: &Arc<Cache>,
     metrics: &Metrics,
-) -> anyhow::Result<Sink> {
+) -> anyhow::Result<(Sink, Option<storage::rollup::RollupMetrics>)> {
     if let Some(url) = &config.redis_url {
         let queue = Arc::new(
             ClickQueue::connect(url, Some(&config.common.click_queue))
@@ -95,12 +91,7 @@ async fn click_sink(
         );
         let spool = Arc::new(Spool::open(&config.click_spool_dir).context("CLICK_SPOOL_DIR")?);
         spool.spawn_drainer(queue.clone());
-        spawn_depth_reader(
-            queue.clone(),
-            metrics.queue.clone(),
-            config.common.click_queue.clone(),
-        );
-        return Ok(Sink::Queue { queue, spool });
+        return Ok((Sink::Queue { queue, spool }, None));
     }
     tokio::spawn(storage::tombstones::run_forever(
         db.clone(),
@@ -112,13 +103,91 @@ async fn click_sink(
     tokio::spawn(storage::rollup::run_forever(
         db.clone(),
         storage::rollup::Schedule::from_config(&config.common),
-        rollups,
+        rollups.clone(),
     ));
-    Ok(Sink::Embedded {
+    let sink = Sink::Embedded {
         db: db.clone(),
         counters: counters.clone(),
         cache: cache.clone(),
-    })
+    };
+    Ok((sink, Some(rollups)))
+}
+
+/// The queues of the page and the gauges, in a fixed order: clicks, warming, alerts.
+fn watched_queues(
+    config: &Config,
+    clicks: &ClickRecorder,
+    click_queue: Option<Arc<ClickQueue>>,
+    warm_queue: Option<Arc<JobQueue>>,
+    warmer: &Warmer,
+    alerts: &crate::alerts::AlertIntake,
+) -> Vec<Watched> {
+    use crate::alerts::AlertSink;
+    let common = &config.common;
+    let clicks = match click_queue {
+        Some(queue) => Source::Redis(queue),
+        None => Source::Clicks(clicks.clone()),
+    };
+    let warming = match (warm_queue, warmer) {
+        (Some(queue), _) => Source::Redis(queue),
+        (None, Warmer::Queue(queue)) => Source::Redis(queue.clone()),
+        (None, Warmer::InProcess) => Source::Off(
+            "no queue: a link is warmed in process before its write answers (no REDIS_URL)",
+        ),
+        (None, Warmer::Off) => Source::Off("no queue: CACHE_WARM_ON_WRITE=false, no REDIS_URL"),
+    };
+    let alert_source = match &alerts.sink {
+        AlertSink::Queue(queue) => Source::Redis(queue.clone()),
+        AlertSink::Embedded(queue) => Source::Alerts(queue.clone()),
+        AlertSink::Nowhere => Source::Off("no queue: no DISCORD_WEBHOOK_URL, nothing to deliver"),
+    };
+    vec![
+        Watched {
+            name: common.click_queue.clone(),
+            role: "clicks",
+            source: clicks,
+        },
+        Watched {
+            name: common.warm_queue.clone(),
+            role: "warming",
+            source: warming,
+        },
+        Watched {
+            name: common.alert_queue.clone(),
+            role: "alerts",
+            source: alert_source,
+        },
+    ]
+}
+
+/// The queue monitor of this process, read once (the first samples of the completed counts,
+/// and the gauges set before the first scrape) and then every second.
+async fn monitor(
+    config: &Config,
+    metrics: &Metrics,
+    clicks: &ClickRecorder,
+    click_queue: Option<Arc<ClickQueue>>,
+    warmer: &Warmer,
+    alerts: &crate::alerts::AlertIntake,
+) -> anyhow::Result<Arc<QueueMonitor>> {
+    // The worker consumes the warm queue (its scheduled passes too) even when this process
+    // does not push to it.
+    let warm_queue = match (warmer, &config.redis_url) {
+        (Warmer::Queue(queue), _) => Some(queue.clone()),
+        (_, Some(url)) => Some(Arc::new(
+            JobQueue::connect(url, Some(&config.common.warm_queue))
+                .await
+                .context("REDIS_URL (warm queue)")?,
+        )),
+        (_, None) => None,
+    };
+    let queues = Arc::new(QueueMonitor::new(
+        watched_queues(config, clicks, click_queue, warm_queue, warmer, alerts),
+        metrics.queue.clone(),
+    ));
+    queues.read().await;
+    queues.spawn_refresher();
+    Ok(queues)
 }
 
 impl AppState {
@@ -165,15 +234,20 @@ impl AppState {
         let warmer = match (&config.redis_url, config.cache_warm_on_write) {
             (_, false) => Warmer::Off,
             (None, true) => Warmer::InProcess,
-            (Some(url), true) => Warmer::Queue(Box::new(
+            (Some(url), true) => Warmer::Queue(Arc::new(
                 JobQueue::connect(url, Some(&config.common.warm_queue))
                     .await
                     .context("REDIS_URL (warm queue)")?,
             )),
         };
-        let sink = click_sink(config, &db, &counters, &cache, &metrics).await?;
+        let (sink, rollups_here) = click_sink(config, &db, &counters, &cache, &metrics).await?;
+        let click_queue = match &sink {
+            Sink::Queue { queue, .. } => Some(queue.clone()),
+            Sink::Embedded { .. } => None,
+        };
         let alerts = crate::alerts::AlertIntake::build(config, metrics.alerts.clone()).await?;
         let clicks = ClickRecorder::start(sink, config.click_durability, metrics.clicks.clone());
+        let queues = monitor(config, &metrics, &clicks, click_queue, &warmer, &alerts).await?;
         let rate_limits = crate::limits::RateLimits::build(config, metrics.limits.clone())
             .await
             .context("rate limits")?
@@ -209,6 +283,11 @@ impl AppState {
             deployment_id: settings.deployment_id,
             trusted_proxy: config.trusted_proxy,
             alerts,
+            queues,
+            rollups: RollupStatus {
+                every_seconds: config.common.rollup_every_seconds,
+                here: rollups_here,
+            },
         }))
     }
 }

@@ -119,11 +119,17 @@ end
 return #ids
 ";
 
+/// KEYS: done set, data hash, completed counter. ARGV[1]: metadata prefix, ARGV[2]: at most.
+/// Every pruned id is added to the completed counter in the same step, so finished jobs are
+/// counted once each (done set + counter) whenever they are pruned.
 const PRUNE: &str = r"
 local ids = redis.call('SPOP', KEYS[1], tonumber(ARGV[2]))
 for _, id in ipairs(ids) do
   redis.call('HDEL', KEYS[2], id)
   redis.call('DEL', ARGV[1] .. ':' .. id)
+end
+if #ids > 0 then
+  redis.call('INCRBY', KEYS[3], #ids)
 end
 return #ids
 ";
@@ -316,6 +322,7 @@ impl JobQueue {
             .prune
             .key(self.config.done_jobs_set())
             .key(self.config.job_data_hash())
+            .key(self.completed_counter())
             .arg(self.config.job_meta_hash())
             .arg(limit)
             .invoke_async(&mut conn)
@@ -422,6 +429,29 @@ impl JobQueue {
             oldest_age_seconds,
             oldest_ready_age_seconds,
         })
+    }
+
+    /// The counter of finished jobs already pruned (`<q>:completed_total`).
+    fn completed_counter(&self) -> String {
+        format!("{}:completed_total", self.name)
+    }
+
+    /// Jobs finished successfully since the queue's keys were created, from every worker:
+    /// those pruned (counted by [`JobQueue::prune_finished`] in the same step) plus those not
+    /// yet pruned, read atomically. Always increasing, so its rate is the queue's throughput.
+    /// A job run twice (at-least-once after a kill) counts twice only if it was pruned between
+    /// its two runs.
+    pub async fn completed_total(&self) -> Result<u64, QueueError> {
+        let mut conn = self.conn.clone();
+        let (pruned, done): (Option<u64>, u64) = redis::pipe()
+            .atomic()
+            .cmd("GET")
+            .arg(self.completed_counter())
+            .cmd("SCARD")
+            .arg(self.config.done_jobs_set())
+            .query_async(&mut conn)
+            .await?;
+        Ok(pruned.unwrap_or(0) + done)
     }
 
     /// Workers (of every process) whose last heartbeat is within `heartbeat_interval x

@@ -101,7 +101,7 @@ pub enum Warmer {
     /// No job queue (embedded default): warm in process before the write answers.
     InProcess,
     /// A `warm_cache` job for `curtain-worker`; in process if the queue refuses it.
-    Queue(Box<jobs::JobQueue>),
+    Queue(std::sync::Arc<jobs::JobQueue>),
 }
 
 impl Warmer {

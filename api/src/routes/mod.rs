@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod analytics;
 pub mod bulk;
 pub mod events;
+pub mod queues;
 pub mod realtime;
 pub mod redirects;
 pub mod system;
@@ -98,6 +99,15 @@ pub fn routes(state: &Arc<AppState>, spec: &serde_json::Value) -> Route {
         .nest("/docs", docs)
         .at("/static/htmx.min.js", get(htmx))
         .at("/static/chart.js", get(chart_js))
+        .at("/favicon.ico", get(favicon))
+        .at(
+            "/admin/queues",
+            get(queues::page(state, queues::View::Page)),
+        )
+        .at(
+            "/admin/queues/table",
+            get(queues::page(state, queues::View::Table)),
+        )
         .nest_no_strip("/", service)
 }
 
@@ -153,6 +163,15 @@ fn chart_js() -> Response {
         .with_content_type("text/javascript; charset=utf-8")
         .with_header("Cache-Control", "public, max-age=3600")
         .into_response()
+}
+
+/// No icon: an empty answer browsers cache, so no page (Swagger UI's included) logs a 404.
+#[handler]
+fn favicon() -> Response {
+    Response::builder()
+        .status(poem::http::StatusCode::NO_CONTENT)
+        .header("Cache-Control", "public, max-age=86400")
+        .finish()
 }
 
 /// htmx, served by Curtain itself (embedded in the binary; no CDN).

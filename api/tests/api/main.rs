@@ -22,6 +22,7 @@ mod keys;
 mod limits;
 mod migrations;
 mod openapi;
+mod queues;
 mod redirects;
 mod rollups;
 mod smoke;

@@ -14,4 +14,5 @@ mod keys;
 mod kills;
 mod metrics;
 mod pipeline;
+mod queue_page;
 mod warming;
