@@ -4,31 +4,33 @@
 //! through the cache (`X-Cache: HIT|MISS`); writes answer `X-Cache: BYPASS` and invalidate every
 //! payload they change before answering.
 
-use entity::{event, url, user};
+mod create;
+
+use entity::{event, url};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::users::Deleted;
 use super::{Api, BYPASS, Tag, path_id, read_through};
 use crate::body::JsonBody;
 use crate::cache::{CacheKey, Invalidation};
 use crate::error::{ApiError, ApiResult};
-use crate::fields::{IntParam, IntValue, char_len, int_value, parse_int_param};
+use crate::fields::{IntParam, parse_int_param};
 use crate::models::{Url, UrlInput, UrlUpdate, now};
 use crate::state::AppState;
-use crate::target_url::TargetUrl;
+use create::{after_link_write, title_value};
+
+pub use create::create_url;
 
 pub struct UrlsApi(pub Api);
 
 pub const NOT_FOUND: &str = "URL not found";
-const MAX_URL: usize = 2048;
-const MAX_TITLE: usize = 255;
 
 pub use domain::url_hash;
 
@@ -54,187 +56,6 @@ pub enum UrlListRead {
     /// Links ordered by id. `X-Cache` tells whether the list came from the cache.
     #[oai(status = 200)]
     Ok(Json<Vec<Url>>, #[oai(header = "X-Cache")] String),
-}
-
-/// A validated create request.
-struct NewUrl {
-    target: TargetUrl,
-    title: Option<String>,
-    user_id: Option<i64>,
-}
-
-fn present(v: Option<&Value>) -> Option<&Value> {
-    v.filter(|v| !v.is_null() && v.as_str() != Some(""))
-}
-
-/// Title rules shared by create and update for a given `title`: string or null; trimmed;
-/// blank → null.
-fn title_value(value: &Value) -> ApiResult<Option<String>> {
-    match value {
-        Value::Null => Ok(None),
-        Value::String(s) => {
-            let s = s.trim();
-            if s.contains('\0') {
-                return Err(ApiError::bad_request(
-                    "Field 'title' must not contain NUL characters",
-                ));
-            }
-            if char_len(s) > MAX_TITLE {
-                return Err(ApiError::bad_request(format!(
-                    "Field 'title' must not exceed {MAX_TITLE} characters"
-                )));
-            }
-            Ok((!s.is_empty()).then(|| s.to_owned()))
-        }
-        _ => Err(ApiError::bad_request("Field 'title' must be a string")),
-    }
-}
-
-/// The contract's validation order for a create; the user look-up comes last.
-async fn validate_create(state: &AppState, obj: &Map<String, Value>) -> ApiResult<NewUrl> {
-    let raw = present(obj.get("original_url"))
-        .or_else(|| present(obj.get("long_url")))
-        .ok_or_else(|| ApiError::bad_request("Field 'original_url' is required"))?;
-    let Value::String(raw) = raw else {
-        return Err(ApiError::bad_request(
-            "Field 'original_url' must be a string",
-        ));
-    };
-    let trimmed = raw.trim();
-    if trimmed.is_empty() {
-        return Err(ApiError::bad_request(
-            "Field 'original_url' must not be empty",
-        ));
-    }
-    if !matches!(
-        obj.get("title"),
-        None | Some(Value::Null | Value::String(_))
-    ) {
-        return Err(ApiError::bad_request("Field 'title' must be a string"));
-    }
-    let user_ref = obj.get("user_id").map_or(IntValue::Null, int_value);
-    if user_ref == IntValue::NotInt {
-        return Err(ApiError::bad_request("Field 'user_id' must be an integer"));
-    }
-    let target = TargetUrl::parse(trimmed).ok_or_else(|| {
-        ApiError::bad_request("Field 'original_url' must be a valid http or https URL")
-    })?;
-    if char_len(trimmed) > MAX_URL {
-        return Err(ApiError::bad_request(format!(
-            "Field 'original_url' must not exceed {MAX_URL} characters"
-        )));
-    }
-    let title = obj.get("title").map(title_value).transpose()?.flatten();
-    let unknown_user = || ApiError::bad_request("Field 'user_id' must reference an existing user");
-    let user_id = match user_ref {
-        IntValue::Int(id) => {
-            user::Entity::find_by_id(id)
-                .one(&state.db)
-                .await?
-                .ok_or_else(unknown_user)?;
-            Some(id)
-        }
-        IntValue::OutOfRange => return Err(unknown_user()),
-        IntValue::Null | IntValue::NotInt => None,
-    };
-    Ok(NewUrl {
-        target,
-        title,
-        user_id,
-    })
-}
-
-/// Creates a link (or finds the active one with the same URL): the single code path of
-/// `POST /urls` and `POST /shorten-ui`. Returns the link and whether it is new.
-pub async fn create_url(state: &AppState, body: Option<&Value>) -> ApiResult<(url::Model, bool)> {
-    let empty = Map::new();
-    let obj = match body {
-        None => &empty,
-        Some(Value::Object(obj)) => obj,
-        Some(_) => return Err(ApiError::bad_request("JSON body must be an object")),
-    };
-    let new = validate_create(state, obj).await?;
-    let hash = url_hash(new.target.as_str());
-    let existing = url::Entity::find()
-        .filter(url::Column::OriginalUrlHash.eq(hash))
-        .filter(url::Column::OriginalUrl.eq(new.target.as_str()))
-        .filter(url::Column::IsActive.eq(true))
-        .order_by_asc(url::Column::Id)
-        .one(&state.db)
-        .await?;
-    if let Some(existing) = existing {
-        return Ok((existing, false));
-    }
-
-    let created_at = now();
-    let txn = state.db.begin().await?;
-    let placeholder = format!("~{}", &uuid::Uuid::new_v4().simple().to_string()[..15]);
-    let row = url::ActiveModel {
-        user_id: Set(new.user_id),
-        short_code: Set(placeholder),
-        original_url: Set(new.target.into_string()),
-        original_url_hash: Set(hash),
-        title: Set(new.title),
-        is_active: Set(true),
-        created_at: Set(created_at),
-        updated_at: Set(created_at),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
-    let code = free_code(state, &txn, row.id).await?;
-    let mut active: url::ActiveModel = row.into();
-    active.short_code = Set(code);
-    let row = active.update(&txn).await?;
-    event::ActiveModel {
-        url_id: Set(Some(row.id)),
-        user_id: Set(row.user_id),
-        event_type: Set("created".to_owned()),
-        timestamp: Set(created_at),
-        details: Set(Some(serde_json::json!({
-            "short_code": row.short_code,
-            "original_url": row.original_url,
-        }))),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
-    txn.commit().await?;
-    after_link_write(state, &row).await;
-    Ok((row, true))
-}
-
-/// The id's code, or the next longer one while an imported code occupies it.
-/// After a committed create or update of `row`: its caches invalidated on every instance,
-/// then its redirect warmed with the new state.
-async fn after_link_write(state: &AppState, row: &url::Model) {
-    state
-        .cache
-        .invalidate(Invalidation::link(row.id, &row.short_code))
-        .await;
-    state
-        .warmer
-        .after_write(&state.db, &state.cache, row.id)
-        .await;
-}
-
-async fn free_code(state: &AppState, db: &impl ConnectionTrait, id: i64) -> ApiResult<String> {
-    for attempt in 0.. {
-        let Some(code) = state.codes.code_for(id as u64, attempt) else {
-            break;
-        };
-        let taken = url::Entity::find()
-            .filter(url::Column::ShortCode.eq(code.as_str()))
-            .count(db)
-            .await?
-            > 0;
-        if !taken {
-            return Ok(code);
-        }
-    }
-    Err(ApiError::internal(&format!(
-        "no free short code for url {id}"
-    )))
 }
 
 async fn find(state: &AppState, id: i64) -> ApiResult<url::Model> {
