@@ -101,7 +101,7 @@ count() { psql -At "$PG" -c "SELECT count(*) FROM events WHERE event_type='redir
 
 log "drain $TOTAL clicks"
 T0=$(date +%s.%N)
-CURTAIN_LISTEN=127.0.0.1:5902 CLICK_WORKER_CONCURRENCY=${BENCH_WORKER_CONCURRENCY:-4} $BIN/curtain-worker & pids+=($!)
+CURTAIN_LISTEN=127.0.0.1:5902 CLICK_WORKER_CONCURRENCY=${BENCH_WORKER_CONCURRENCY:-12} $BIN/curtain-worker & pids+=($!)
 while [ "$(count)" -lt "$TOTAL" ]; do sleep 0.5; done
 T1=$(date +%s.%N)
 DRAIN_S=$(python3 -c "print($T1-$T0)")
