@@ -11,8 +11,9 @@
 # Knobs: BENCH_SECONDS (10), BENCH_CONNECTIONS (64), BENCH_BACKLOG (1000000), BENCH_RATE (5000),
 # BENCH_ROUNDS (3: bare and Curtain alternate this many times; medians are compared).
 # Then ops/bench-rollup.sh (uncached analytics of a 1,000,000-click link before and after the
-# rollup; BENCH_ROLLUP=0 skips it) and ops/bench-cache.sh (random redirects over 10,000 links with and without 20 creates/s;
-# BENCH_CACHE=0 skips it).
+# rollup; BENCH_ROLLUP=0 skips it), ops/bench-cache.sh (random redirects over 10,000 links with and without 20 creates/s;
+# BENCH_CACHE=0 skips it) and ops/bench-uniques.sh (unique-visitor accuracy for 100,000 visitors
+# through two api processes; BENCH_UNIQUES=0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_RUN=${BENCH_SECONDS:-10}
@@ -151,4 +152,10 @@ fi
 if [ "${BENCH_ROLLUP:-1}" != 0 ]; then
   # Analytics of one link with 1,000,000 clicks, uncached, before and after the rollup.
   BENCH_SKIP_BUILD=1 BENCH_BIN=$BIN ops/bench-rollup.sh
+fi
+if [ "${BENCH_UNIQUES:-1}" != 0 ]; then
+  # Unique visitors of 100,000 distinct visitors through two api processes, then the same
+  # visitors again through the other api: within ±2.5% both times.
+  cleanup
+  BENCH_SKIP_BUILD=1 BENCH_BIN=$BIN ops/bench-uniques.sh
 fi
