@@ -20,6 +20,8 @@
 //! deactivating or deleting a link stops its redirects on every instance. While the
 //! subscription is down the tier is off (and cleared), so it never serves stale targets.
 
+mod invalidate;
+mod keys;
 mod metrics;
 mod pending;
 mod shared;
@@ -28,6 +30,7 @@ mod tier;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use keys::{CacheKey, Invalidation};
 pub use metrics::CacheMetrics;
 pub use tier::Cached;
 
@@ -43,139 +46,6 @@ pub const MEMORY_TIER_BYTES: u64 = 64 << 20;
 /// reader takes between reading a version and storing under it, so a version that expires
 /// (and starts again at 0) can never make an old payload readable again.
 const VERSION_GRACE: Duration = Duration::from_mins(10);
-
-/// What a cached payload is about.
-#[derive(Debug, Clone)]
-pub enum CacheKey {
-    Url(i64),
-    UrlList {
-        user_id: Option<i64>,
-        is_active: Option<bool>,
-        limit: u64,
-    },
-    Redirect(String),
-    Analytics(i64),
-}
-
-impl CacheKey {
-    /// The key without its version.
-    fn base(&self) -> String {
-        match self {
-            Self::Url(id) => format!("url:{id}"),
-            Self::UrlList {
-                user_id,
-                is_active,
-                limit,
-            } => format!("urls:{user_id:?}:{is_active:?}:{limit}"),
-            Self::Redirect(code) => format!("redirect:{code}"),
-            Self::Analytics(id) => format!("analytics:{id}"),
-        }
-    }
-
-    fn version_key(&self) -> String {
-        match self {
-            Self::Url(id) => format!("v:link:{id}"),
-            Self::UrlList { .. } => "v:lists".to_owned(),
-            Self::Redirect(code) => format!("v:code:{code}"),
-            Self::Analytics(id) => format!("v:stats:{id}"),
-        }
-    }
-
-    /// The key in the in-process tier: a redirect by its bare code (the hot path looks it up
-    /// without building a string; codes hold no `:`), a list under the tier's list generation.
-    fn tier_key(&self, list_generation: u64) -> String {
-        match self {
-            Self::Redirect(code) => code.clone(),
-            Self::UrlList { .. } => format!("{}@{list_generation}", self.base()),
-            _ => self.base(),
-        }
-    }
-
-    fn ttl(&self, default: Duration) -> Duration {
-        match self {
-            Self::Analytics(_) => default.min(ANALYTICS_TTL),
-            _ => default,
-        }
-    }
-}
-
-/// What a write made stale: exactly the payloads it changed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Invalidation {
-    links: Vec<i64>,
-    codes: Vec<String>,
-    stats: Vec<i64>,
-    lists: bool,
-}
-
-impl Invalidation {
-    /// A create, update or delete of one link: its detail, analytics (the write adds or
-    /// removes events) and redirect, and every list (old and new owner's lists alike).
-    #[must_use]
-    pub fn link(id: i64, code: &str) -> Self {
-        Self {
-            links: vec![id],
-            codes: vec![code.to_owned()],
-            stats: vec![id],
-            lists: true,
-        }
-    }
-
-    /// Links whose owner changed (a user deleted): their details and every list. Their
-    /// redirects show no owner and stay.
-    #[must_use]
-    pub fn owner_changed(ids: impl IntoIterator<Item = i64>) -> Self {
-        Self {
-            links: ids.into_iter().collect(),
-            lists: true,
-            ..Self::default()
-        }
-    }
-
-    /// New events of these links (clicks, posted events): their analytics only.
-    #[must_use]
-    pub fn analytics(ids: &[i64]) -> Self {
-        Self {
-            stats: ids.to_vec(),
-            ..Self::default()
-        }
-    }
-
-    fn merge(&mut self, other: Self) {
-        self.links.extend(other.links);
-        self.codes.extend(other.codes);
-        self.stats.extend(other.stats);
-        self.lists |= other.lists;
-    }
-
-    fn version_keys(&self) -> Vec<String> {
-        let links = self.links.iter().map(|id| CacheKey::Url(*id));
-        let codes = self.codes.iter().map(|c| CacheKey::Redirect(c.clone()));
-        let stats = self.stats.iter().map(|id| CacheKey::Analytics(*id));
-        let mut keys: Vec<String> = links
-            .chain(codes)
-            .chain(stats)
-            .map(|k| k.version_key())
-            .collect();
-        if self.lists {
-            keys.push("v:lists".to_owned());
-        }
-        keys.sort();
-        keys.dedup();
-        keys
-    }
-
-    fn tier_keys(&self) -> Vec<String> {
-        let links = self.links.iter().map(|id| CacheKey::Url(*id));
-        let stats = self.stats.iter().map(|id| CacheKey::Analytics(*id));
-        links
-            .chain(stats)
-            .map(|k| k.tier_key(0))
-            .chain(self.codes.iter().cloned())
-            .collect()
-    }
-}
-
 /// What a reader noted before loading data it may store ([`Cache::put`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -375,80 +245,6 @@ impl Cache {
         }
         let full = format!("{}{version}", self.versioned_base(key));
         shared.put(full, payload.to_owned(), ttl).await;
-    }
-
-    /// Invalidates what a write changed, on every instance: the shared versions first, then
-    /// this process's tier (at once, even if Redis failed). A failed bump is retried.
-    pub async fn invalidate(&self, inv: Invalidation) {
-        if let Some(shared) = &self.shared
-            && !self.bump(shared, &inv).await
-        {
-            self.metrics.invalidation_retries.inc();
-            tracing::warn!(
-                ?inv,
-                "cache invalidation failed; retrying until Redis takes it"
-            );
-            if self.pending.add(inv.clone()) {
-                tokio::spawn(retry(
-                    shared.clone(),
-                    self.pending.clone(),
-                    self.prefix.clone(),
-                    self.ttl,
-                ));
-            }
-        }
-        // With Redis the tier holds redirects only: an invalidation naming no code leaves it
-        // (and the epoch that in-flight redirect reads check) alone.
-        if self.shared.is_none() || !inv.codes.is_empty() {
-            self.tier.invalidate(&inv.tier_keys(), inv.lists);
-        }
-    }
-
-    async fn bump(&self, shared: &RedisCache, inv: &Invalidation) -> bool {
-        bump(shared, &self.prefix, self.ttl, inv).await
-    }
-
-    /// Drops the analytics payloads of these URLs (new events: never the redirect cache).
-    pub async fn invalidate_analytics(&self, url_ids: &[i64]) {
-        if !url_ids.is_empty() {
-            self.invalidate(Invalidation::analytics(url_ids)).await;
-        }
-    }
-}
-
-async fn bump(shared: &RedisCache, prefix: &str, ttl: Duration, inv: &Invalidation) -> bool {
-    let keys = inv
-        .version_keys()
-        .into_iter()
-        .map(|k| format!("{prefix}{k}"))
-        .collect();
-    shared
-        .bump(
-            keys,
-            ttl + VERSION_GRACE,
-            format!("{prefix}invalidate"),
-            inv.codes.join(" "),
-        )
-        .await
-}
-
-/// Retries the pending invalidations (merged) with back-off until Redis takes them.
-async fn retry(shared: Arc<RedisCache>, pending: Arc<Pending>, prefix: String, ttl: Duration) {
-    let mut delay = Duration::from_millis(50);
-    loop {
-        tokio::time::sleep(delay).await;
-        if let Some(inv) = pending.take() {
-            if bump(&shared, &prefix, ttl, &inv).await {
-                tracing::info!("pending cache invalidation delivered");
-            } else {
-                pending.put_back(inv);
-                delay = (delay * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        }
-        if pending.finish() {
-            return;
-        }
     }
 }
 

@@ -17,11 +17,9 @@ use mlua::{Lua, MultiValue, Value as LuaValue};
 
 use store::{Store, format_score};
 
-#[path = "redis_stand_in_store.rs"]
 mod store;
 
 #[cfg(test)]
-#[path = "redis_stand_in_tests.rs"]
 mod tests;
 
 /// A reply, as a Redis client sees it.

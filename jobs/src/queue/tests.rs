@@ -10,13 +10,13 @@
 use std::collections::BTreeMap;
 
 use super::redis_stand_in::{FakeRedis, Reply};
+use super::scripts::*;
 use super::*;
 
-#[path = "queue_recovery_tests.rs"]
 mod recovery;
 
-const APALIS_FETCH: &str = include_str!("../testdata/apalis-redis-1.0.0/fetch_next.lua");
-const APALIS_ACK: &str = include_str!("../testdata/apalis-redis-1.0.0/handle_results.lua");
+const APALIS_FETCH: &str = include_str!("../../testdata/apalis-redis-1.0.0/fetch_next.lua");
+const APALIS_ACK: &str = include_str!("../../testdata/apalis-redis-1.0.0/handle_results.lua");
 
 /// More ids than Lua 5.1 can `unpack()` at once (its limit is about 8,000).
 const PAST_UNPACK_LIMIT: usize = 10_000;
