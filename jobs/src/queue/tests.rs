@@ -32,6 +32,8 @@ struct Keys {
     workers: String,
     /// `<q>:inflight:`, the prefix of every worker's in-flight set.
     inflight: String,
+    /// `<q>:completed_total`, the count of pruned finished jobs.
+    completed: String,
 }
 
 fn keys() -> Keys {
@@ -46,6 +48,7 @@ fn keys() -> Keys {
         dead: c.dead_jobs_set(),
         workers: c.workers_set(),
         inflight: format!("{}:", c.inflight_jobs_set()),
+        completed: "curtain:test:completed_total".to_owned(),
     }
 }
 
@@ -104,9 +107,13 @@ fn promote_all(r: &FakeRedis, k: &Keys, now: u64) -> Result<i64, String> {
 }
 
 fn prune(r: &FakeRedis, k: &Keys, limit: usize) -> i64 {
-    r.eval(PRUNE, &[&k.done, &k.data], &[&k.meta, &limit.to_string()])
-        .unwrap()
-        .int()
+    r.eval(
+        PRUNE,
+        &[&k.done, &k.data, &k.completed],
+        &[&k.meta, &limit.to_string()],
+    )
+    .unwrap()
+    .int()
 }
 
 fn recover_unowned(r: &FakeRedis, k: &Keys, inflight_sets: &[&str]) -> i64 {
@@ -343,6 +350,11 @@ fn prune_deletes_the_data_and_metadata_of_finished_jobs_only() {
     assert_eq!(members(&r, &k.done), ["done"]);
 
     assert_eq!(prune(&r, &k, 100), 1);
+    assert_eq!(
+        r.cmd(&["GET", &k.completed]),
+        Reply::Bulk("1".into()),
+        "the pruned job is counted"
+    );
     assert_eq!(r.cmd(&["HKEYS", &k.data]).strings(), ["waiting"]);
     assert!(!exists(&r, &format!("{}:done", k.meta)));
     assert!(!exists(&r, &k.done));

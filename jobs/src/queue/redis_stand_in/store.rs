@@ -11,6 +11,8 @@ enum Value {
     Set(BTreeSet<String>),
     /// member -> score
     ZSet(BTreeMap<String, f64>),
+    /// A string (the completed-jobs counter).
+    Str(String),
 }
 
 impl Value {
@@ -20,6 +22,7 @@ impl Value {
             Self::Hash(h) => h.is_empty(),
             Self::Set(s) => s.is_empty(),
             Self::ZSet(z) => z.is_empty(),
+            Self::Str(_) => false,
         }
     }
 }
@@ -143,6 +146,27 @@ impl Store {
             return Err(arity(cmd));
         };
         match cmd {
+            "GET" => match self.keys.get(key) {
+                None => Ok(Reply::Nil),
+                Some(Value::Str(s)) => Ok(Reply::Bulk(s.clone())),
+                Some(_) => Err(WRONGTYPE.to_owned()),
+            },
+            "INCRBY" => {
+                let by: i64 = rest
+                    .first()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("ERR value is not an integer or out of range")?;
+                let now = match self.keys.get(key) {
+                    None => 0,
+                    Some(Value::Str(s)) => s
+                        .parse::<i64>()
+                        .map_err(|_| "ERR value is not an integer or out of range")?,
+                    Some(_) => return Err(WRONGTYPE.to_owned()),
+                };
+                let next = now + by;
+                self.keys.insert(key.clone(), Value::Str(next.to_string()));
+                Ok(Reply::Int(next))
+            }
             "DEL" | "EXISTS" => {
                 let n = a
                     .iter()
@@ -163,6 +187,7 @@ impl Store {
                     Some(Value::Hash(_)) => "hash",
                     Some(Value::Set(_)) => "set",
                     Some(Value::ZSet(_)) => "zset",
+                    Some(Value::Str(_)) => "string",
                 }
                 .to_owned(),
             )),
