@@ -257,7 +257,10 @@ pub fn worker_process(config: &worker::Config) -> Child {
         )
         .env("CACHE_PREFIX", &config.common.cache_prefix)
         .env("CLICK_QUEUE", &config.common.click_queue)
-        .env("CLICK_WORKER_CONCURRENCY", config.click_concurrency.to_string())
+        .env(
+            "CLICK_WORKER_CONCURRENCY",
+            config.click_concurrency.to_string(),
+        )
         .env("ALERT_QUEUE", &config.common.alert_queue)
         .env(
             "DISCORD_WEBHOOK_URL",
