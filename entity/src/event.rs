@@ -18,6 +18,8 @@ pub struct Model {
     pub visitor_hash: Option<String>,
     pub user_agent: Option<String>,
     pub referrer: Option<String>,
+    /// The click batch a redirect event came in (a counter rebuild marks it as counted).
+    pub batch_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

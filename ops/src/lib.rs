@@ -1,6 +1,7 @@
 //! The operator's commands: schema migrations and imports of the legacy data set.
 
 pub mod bench;
+pub mod counters;
 pub mod import;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +40,11 @@ pub enum Command {
     /// Roll analytics up now: every marked hour before the current one (what the worker does
     /// every `ROLLUP_EVERY_SECONDS`). Safe beside running workers.
     Rollup,
+    /// Real-time click counters.
+    Counters {
+        #[command(subcommand)]
+        command: counters::CountersCommand,
+    },
     /// API keys (needed when `CURTAIN_REQUIRE_API_KEY=true`).
     Keys {
         #[command(subcommand)]
@@ -119,7 +125,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             return bench::enqueue(&redis_url, &queue, url_id, &code, clicks, batch).await;
         }
-        Command::Migrate | Command::Import { .. } | Command::Rollup | Command::Keys { .. } => {}
+        Command::Migrate
+        | Command::Import { .. }
+        | Command::Rollup
+        | Command::Keys { .. }
+        | Command::Counters { .. } => {}
     }
     let db = storage::db::connect_db(&cli.database_url, 4).await?;
     match cli.command {
@@ -145,6 +155,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { command } => keys(&db, command).await,
+        Command::Counters { command } => counters::run(&db, command).await,
         Command::BenchBare { .. } | Command::BenchLoad { .. } | Command::BenchEnqueue { .. } => {
             Ok(())
         }

@@ -51,6 +51,19 @@ pub struct CommonArgs {
     #[arg(long, env = "WARM_QUEUE", default_value = jobs::WarmCache::QUEUE)]
     pub warm_queue: String,
 
+    /// Name of the counter-rebuild queue (worker and `curtain-ops counters rebuild` must agree).
+    #[arg(long, env = "COUNTERS_QUEUE", default_value = jobs::CounterRebuild::QUEUE)]
+    pub counters_queue: String,
+
+    /// Seconds between two rebuilds of every counter from the events (a reconcile; the
+    /// worker enqueues it). 0: only on demand and when a shard restarted empty.
+    #[arg(
+        long,
+        env = "COUNTER_RECONCILE_EVERY_SECONDS",
+        default_value_t = 86_400
+    )]
+    pub counter_reconcile_every_seconds: u64,
+
     /// Redis URL of the shared read-through cache. Unset: an in-process cache.
     #[arg(long, env = "CACHE_REDIS_URL")]
     pub cache_redis_url: Option<String>,

@@ -11,7 +11,7 @@ use jobs::{Click, ClickBatch};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, QueryFilter, QuerySelect, Statement,
+    EntityTrait, QueryFilter, QuerySelect, Statement, TransactionTrait,
 };
 
 use crate::cache::Cache;
@@ -34,7 +34,7 @@ pub struct IngestReport {
     pub dropped_deleted: u64,
 }
 
-fn row(c: &Click) -> event::ActiveModel {
+fn row(c: &Click, batch_id: &str) -> event::ActiveModel {
     event::ActiveModel {
         url_id: Set(Some(c.url_id)),
         user_id: Set(None),
@@ -46,14 +46,18 @@ fn row(c: &Click) -> event::ActiveModel {
         visitor_hash: Set(Some(c.visitor_hash.clone())),
         user_agent: Set(c.user_agent.clone()),
         referrer: Set(c.referrer.clone()),
+        batch_id: Set(Some(batch_id.to_owned())),
         ..Default::default()
     }
 }
 
 /// The same insert on PostgreSQL as one statement with one parameter: the clicks as a JSON
-/// array, expanded by `json_to_recordset`. Binding 9 parameters per row (45,000 for a chunk)
+/// array, expanded by `json_to_recordset`. Binding 10 parameters per row (50,000 for a chunk)
 /// cost more than the insert itself; one text parameter parses in a fraction of that.
-async fn insert_postgres(db: &DatabaseConnection, chunk: &[Click]) -> Result<u64, DbErr> {
+async fn insert_postgres(
+    db: &impl ConnectionTrait,
+    chunk: &[(&str, &Click)],
+) -> Result<u64, DbErr> {
     /// One click as `json_to_recordset` reads it (serialised straight to text, borrowed).
     #[derive(serde::Serialize)]
     struct Rec<'a> {
@@ -64,10 +68,11 @@ async fn insert_postgres(db: &DatabaseConnection, chunk: &[Click]) -> Result<u64
         v: &'a str,
         a: Option<&'a str>,
         r: Option<&'a str>,
+        b: &'a str,
     }
     let rows: Vec<Rec<'_>> = chunk
         .iter()
-        .map(|c| Rec {
+        .map(|(batch, c)| Rec {
             u: c.url_id,
             t: c.at.format("%Y-%m-%dT%H:%M:%S").to_string(),
             c: &c.short_code,
@@ -75,32 +80,51 @@ async fn insert_postgres(db: &DatabaseConnection, chunk: &[Click]) -> Result<u64
             v: &c.visitor_hash,
             a: c.user_agent.as_deref(),
             r: c.referrer.as_deref(),
+            b: batch,
         })
         .collect();
     let json = serde_json::to_string(&rows).map_err(|e| DbErr::Custom(e.to_string()))?;
     let stmt = Statement::from_sql_and_values(
         DbBackend::Postgres,
         "INSERT INTO events \
-         (url_id, user_id, event_type, timestamp, details, click_id, visitor_hash, user_agent, referrer) \
-         SELECT u, NULL, 'redirect', t, jsonb_build_object('short_code', c), k, v, a, r \
+         (url_id, user_id, event_type, timestamp, details, click_id, visitor_hash, user_agent, referrer, batch_id) \
+         SELECT u, NULL, 'redirect', t, jsonb_build_object('short_code', c), k, v, a, r, b \
          FROM json_to_recordset($1::json) \
-         AS x(u bigint, t timestamp, c text, k text, v text, a text, r text) \
+         AS x(u bigint, t timestamp, c text, k text, v text, a text, r text, b text) \
          ON CONFLICT (click_id) DO NOTHING",
         [json.into()],
     );
     Ok(db.execute_raw(stmt).await?.rows_affected())
 }
 
-/// Rows per INSERT statement (PostgreSQL allows 65,535 bind parameters; a row has 9).
+/// Rows per INSERT statement (SQLite binds 10 parameters a row; PostgreSQL one JSON text).
 const ROWS_PER_STATEMENT: usize = 5_000;
 
+/// Ingests one batch: [`ingest_many`] of one.
 pub async fn ingest(
     db: &DatabaseConnection,
     counters: &Counters,
     cache: &Cache,
     batch: &ClickBatch,
 ) -> Result<IngestReport, IngestError> {
-    let mut ids: Vec<i64> = batch.clicks.iter().map(|c| c.url_id).collect();
+    ingest_many(db, counters, cache, std::slice::from_ref(batch)).await
+}
+
+/// Ingests several batches as one: one live-link query, their events in one transaction (a
+/// batch is never half stored, so a counter rebuild reading the events sees all of a batch or
+/// none of it), one counter update per shard carrying each batch's own idempotency marker, one
+/// cache invalidation. Each batch still counts once however often it is applied, alone or
+/// together with others.
+pub async fn ingest_many(
+    db: &DatabaseConnection,
+    counters: &Counters,
+    cache: &Cache,
+    batches: &[ClickBatch],
+) -> Result<IngestReport, IngestError> {
+    let mut ids: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| b.clicks.iter().map(|c| c.url_id))
+        .collect();
     ids.sort_unstable();
     ids.dedup();
     let live: HashSet<i64> = url::Entity::find()
@@ -112,37 +136,58 @@ pub async fn ingest(
         .await?
         .into_iter()
         .collect();
-    let clicks: Vec<Click> = batch
-        .clicks
+    let kept: Vec<(&str, Vec<Click>)> = batches
         .iter()
-        .filter(|c| live.contains(&c.url_id))
-        .cloned()
+        .map(|b| {
+            let clicks = b
+                .clicks
+                .iter()
+                .filter(|c| live.contains(&c.url_id))
+                .cloned()
+                .collect();
+            (b.batch_id.as_str(), clicks)
+        })
         .collect();
-    let dropped_deleted = (batch.clicks.len() - clicks.len()) as u64;
+    let total: usize = batches.iter().map(|b| b.clicks.len()).sum();
+    let live_clicks: usize = kept.iter().map(|(_, c)| c.len()).sum();
+    let dropped_deleted = (total - live_clicks) as u64;
+    let rows: Vec<(&str, &Click)> = kept
+        .iter()
+        .flat_map(|(batch, clicks)| clicks.iter().map(move |c| (*batch, c)))
+        .collect();
     let mut inserted = 0;
-    for chunk in clicks.chunks(ROWS_PER_STATEMENT) {
-        inserted += if db.get_database_backend() == DbBackend::Postgres {
-            insert_postgres(db, chunk).await?
-        } else {
-            event::Entity::insert_many(chunk.iter().map(row))
-                .on_conflict(
-                    OnConflict::column(event::Column::ClickId)
-                        .do_nothing()
-                        .to_owned(),
-                )
-                .exec_without_returning(db)
-                .await?
-        };
+    if !rows.is_empty() {
+        let txn = db.begin().await?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            inserted += if db.get_database_backend() == DbBackend::Postgres {
+                insert_postgres(&txn, chunk).await?
+            } else {
+                event::Entity::insert_many(chunk.iter().map(|(batch, c)| row(c, batch)))
+                    .on_conflict(
+                        OnConflict::column(event::Column::ClickId)
+                            .do_nothing()
+                            .to_owned(),
+                    )
+                    .exec_without_returning(&txn)
+                    .await?
+            };
+        }
+        txn.commit().await?;
     }
-    if !clicks.is_empty() {
+    if live_clicks > 0 {
         // Events come first, so if none of these clicks was stored before, no earlier run can
         // have reached the counters; otherwise the counters must check where it did.
-        let delivery = if inserted == clicks.len() as u64 {
+        let delivery = if inserted == live_clicks as u64 {
             Delivery::First
         } else {
             Delivery::Again
         };
-        counters.apply(&batch.batch_id, &clicks, delivery).await?;
+        let parts: Vec<(&str, &[Click])> = kept
+            .iter()
+            .filter(|(_, c)| !c.is_empty())
+            .map(|(b, c)| (*b, c.as_slice()))
+            .collect();
+        counters.apply_many(&parts, delivery).await?;
         let touched: Vec<i64> = ids.into_iter().filter(|id| live.contains(id)).collect();
         cache.invalidate_analytics(&touched).await;
     }

@@ -19,12 +19,16 @@ pub struct Config {
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: String,
 
-    /// Click-ingestion jobs processed at once by this process. A job waits on PostgreSQL and
-    /// Redis round trips more than it computes (7 ms for a 40-click batch): 12 drained 2,000,000
-    /// clicks at 28.6k/s on 2 cores where 4 drained 22.9k/s (`ops/bench.sh`). Keep it below
-    /// `DATABASE_MAX_CONNECTIONS`.
+    /// Click-ingestion jobs held at once by this process. The batches of the jobs held at one
+    /// moment are ingested together (`CLICK_INGEST_SLOTS` groups at once), so more jobs held
+    /// means larger groups and fewer round trips per click.
     #[arg(long, env = "CLICK_WORKER_CONCURRENCY", default_value_t = 12)]
     pub click_concurrency: usize,
+
+    /// Groups of click batches ingested at once by this process (each a transaction of
+    /// inserts and one counter update per shard). Keep it below `DATABASE_MAX_CONNECTIONS`.
+    #[arg(long, env = "CLICK_INGEST_SLOTS", default_value_t = 2)]
+    pub click_ingest_slots: usize,
 
     /// Alert-delivery jobs processed at once by this process (when `DISCORD_WEBHOOK_URL` is
     /// set; without it this process delivers no alerts).

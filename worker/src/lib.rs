@@ -8,11 +8,13 @@
 //! (more than `WORKER_MAX_RESTARTS` times in a minute) the process exits non-zero, naming the
 //! jobs still pending.
 
+pub mod coalesce;
 pub mod conditions;
 pub mod config;
 pub mod jobs;
 pub mod maintenance;
 pub mod metrics;
+pub mod reconcile;
 pub mod warming;
 
 use std::future::Future;
@@ -42,6 +44,8 @@ pub struct WorkerState {
     pub metrics: WorkerMetrics,
     /// Alert delivery, when `DISCORD_WEBHOOK_URL` is set.
     pub alerts: Option<Arc<alerts::Deliverer>>,
+    /// Where click jobs hand their batches, to be ingested together.
+    pub coalescer: coalesce::Coalescer,
 }
 
 #[handler]
@@ -110,14 +114,15 @@ async fn admin_only<E: poem::Endpoint>(
     ep.call(req).await.map(IntoResponse::into_response)
 }
 
-/// The click, alert and warm queues, each with its backlog promoted: a backlog left while
+/// The click, alert, warm and counter-rebuild queues, each with its backlog promoted: a backlog left while
 /// workers were down must not reach apalis' fetch script at once.
-async fn connect_queues(config: &Config) -> anyhow::Result<[Arc<::jobs::JobQueue>; 3]> {
-    let mut queues = Vec::with_capacity(3);
+async fn connect_queues(config: &Config) -> anyhow::Result<[Arc<::jobs::JobQueue>; 4]> {
+    let mut queues = Vec::with_capacity(4);
     for name in [
         &config.common.click_queue,
         &config.common.alert_queue,
         &config.common.warm_queue,
+        &config.common.counters_queue,
     ] {
         let queue = ::jobs::JobQueue::connect(&config.redis_url, Some(name))
             .await
@@ -130,7 +135,7 @@ async fn connect_queues(config: &Config) -> anyhow::Result<[Arc<::jobs::JobQueue
     }
     queues
         .try_into()
-        .map_err(|_| anyhow::anyhow!("three queues"))
+        .map_err(|_| anyhow::anyhow!("four queues"))
 }
 
 /// Runs the worker until `shutdown` resolves (then `Ok`, in-flight jobs finished). Returns an
@@ -161,12 +166,14 @@ pub async fn run(
             .context("CACHE_REDIS_URL")?,
         None => Cache::memory(Duration::from_mins(1)),
     };
-    let [queue, alert_queue, warm_queue] = connect_queues(&config).await?;
+    let [queue, alert_queue, warm_queue, counters_queue] = connect_queues(&config).await?;
     let metrics = WorkerMetrics::new(&config.common.click_queue);
     let _ = metrics.queue(&config.common.alert_queue);
     let _ = metrics.queue(&config.common.warm_queue);
+    let _ = metrics.queue(&config.common.counters_queue);
     let alerts = jobs::deliver_alert::deliverer(&config, &alert_queue, &metrics)?;
     metrics.register_cache(cache.metrics());
+    let (coalescer, inbox) = coalesce::Coalescer::new(config.click_concurrency);
     let state = Arc::new(WorkerState {
         config: config.clone(),
         db,
@@ -174,11 +181,23 @@ pub async fn run(
         cache,
         metrics,
         alerts,
+        coalescer,
     });
+    tokio::spawn(coalesce::run(
+        Arc::downgrade(&state),
+        inbox,
+        config.click_ingest_slots,
+    ));
     tokio::spawn(maintenance::run(
         state.clone(),
-        vec![queue.clone(), alert_queue.clone(), warm_queue],
+        vec![
+            queue.clone(),
+            alert_queue.clone(),
+            warm_queue,
+            counters_queue.clone(),
+        ],
     ));
+    tokio::spawn(reconcile::run(state.clone(), counters_queue));
     tokio::spawn(warming::run(state.clone()));
     // Deleted links' counters ([`storage::tombstones`]).
     tokio::spawn(storage::tombstones::run_forever(

@@ -24,6 +24,8 @@ pub struct WorkerMetrics {
     pub clicks: QueueSeries,
     pub clicks_ingested: IntCounter,
     pub clicks_dropped_deleted: IntCounter,
+    /// Groups of click batches ingested together ([`crate::coalesce`]).
+    pub click_ingest_groups: IntCounter,
     pub ingest_lag_seconds: Histogram,
     /// `{queue, state}`: see [`QUEUE_STATES`].
     pub queue_jobs: IntGaugeVec,
@@ -33,6 +35,10 @@ pub struct WorkerMetrics {
     pub shard_failures: IntCounter,
     pub shard_failovers: IntCounter,
     pub pool_restarts: IntCounter,
+    /// Counter rebuilds by result (`ok`, `failed`).
+    pub counter_rebuilds: IntCounterVec,
+    /// Redirect events read by counter rebuilds.
+    pub counter_rebuild_clicks: IntCounter,
     pub alerts: alerts::AlertMetrics,
 }
 
@@ -183,6 +189,10 @@ impl WorkerMetrics {
                 "curtain_worker_clicks_dropped_deleted_total",
                 "Clicks dropped because their link was deleted before ingestion.",
             ),
+            click_ingest_groups: counter(
+                "curtain_worker_click_ingest_groups_total",
+                "Ingestions of click batches taken together (jobs per group = click jobs processed / this).",
+            ),
             ingest_lag_seconds: reg(
                 &registry,
                 Histogram::with_opts(
@@ -229,9 +239,27 @@ impl WorkerMetrics {
                 "curtain_worker_pool_restarts_total",
                 "Times the worker pools stopped on their own and were started again.",
             ),
+            counter_rebuilds: reg(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "curtain_counter_rebuilds_total",
+                        "Rebuilds of the real-time counters from the events, by result.",
+                    ),
+                    &["result"],
+                )
+                .unwrap_or_else(|e| panic!("{e}")),
+            ),
+            counter_rebuild_clicks: counter(
+                "curtain_counter_rebuild_clicks_total",
+                "Redirect events read by counter rebuilds.",
+            ),
             alerts: alerts::AlertMetrics::register(&registry),
             registry,
         };
+        for result in ["ok", "failed"] {
+            let _ = metrics.counter_rebuilds.with_label_values(&[result]);
+        }
         let _ = metrics.queue(click_queue);
         metrics
     }

@@ -19,7 +19,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use jobs::Click;
 
 pub use memory::MemoryCounters;
-pub use sharded::ShardedCounters;
+pub use sharded::{RebuildError, ShardedCounters};
 
 /// Hourly buckets kept and shown.
 pub const HOURS: i64 = 72;
@@ -65,6 +65,31 @@ pub enum Delivery {
     Again,
 }
 
+/// What a counter rebuild covers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RebuildScope {
+    /// Every code, on every shard.
+    All,
+    /// The codes the shard with this index owns.
+    Shard(usize),
+    /// One short code.
+    Code(String),
+}
+
+/// What a counter rebuild did.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
+pub struct RebuildReport {
+    /// Redirect events read.
+    pub clicks: u64,
+    /// Codes whose counters were written.
+    pub codes: u64,
+    /// Batches marked as counted (their own update, if still to come, is skipped).
+    pub batches_marked: u64,
+    /// Counter keys deleted: failover leftovers and codes with no event left.
+    pub stale_keys_removed: u64,
+    pub seconds: f64,
+}
+
 /// Shard failure and failover counts, for metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ShardStats {
@@ -106,12 +131,24 @@ impl Counters {
         clicks: &[Click],
         delivery: Delivery,
     ) -> Result<(), CounterError> {
+        self.apply_many(&[(batch_id, clicks)], delivery).await
+    }
+
+    /// Counts each of several batches once, however often each is applied (alone or with
+    /// others): one update per shard for all of them.
+    pub async fn apply_many(
+        &self,
+        parts: &[(&str, &[Click])],
+        delivery: Delivery,
+    ) -> Result<(), CounterError> {
         match self {
             Self::Memory(m) => {
-                m.apply(batch_id, clicks);
+                for (batch_id, clicks) in parts {
+                    m.apply(batch_id, clicks);
+                }
                 Ok(())
             }
-            Self::Sharded(s) => s.apply(batch_id, clicks, delivery).await,
+            Self::Sharded(s) => s.apply_many(parts, delivery).await,
         }
     }
 
@@ -133,6 +170,36 @@ impl Counters {
                 Ok(())
             }
             Self::Sharded(s) => s.forget(code, now).await,
+        }
+    }
+
+    /// Rebuilds the counters of `scope` from the events of `db`, exactly, while clicks keep
+    /// being ingested (their counter updates for the codes rebuilt wait until it ends).
+    pub async fn rebuild(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        scope: &RebuildScope,
+    ) -> Result<RebuildReport, RebuildError> {
+        match self {
+            Self::Memory(_) => Err(RebuildError::InProcess),
+            Self::Sharded(s) => s.rebuild(db, scope, domain::now()).await,
+        }
+    }
+
+    /// Shards that answer but hold no epoch key: restarted empty, or never rebuilt.
+    pub async fn shards_without_epoch(&self) -> Vec<usize> {
+        match self {
+            Self::Memory(_) => Vec::new(),
+            Self::Sharded(s) => s.shards_without_epoch().await,
+        }
+    }
+
+    /// When every shard was last rebuilt whole (seconds since the epoch, the oldest shard's),
+    /// if each was.
+    pub async fn last_rebuild(&self) -> Option<i64> {
+        match self {
+            Self::Memory(_) => None,
+            Self::Sharded(s) => s.last_rebuild().await,
         }
     }
 

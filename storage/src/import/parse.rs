@@ -126,6 +126,7 @@ pub fn parse_events(data: &[u8]) -> Result<Vec<event::ActiveModel>, ImportError>
             visitor_hash: Set(None),
             user_agent: Set(None),
             referrer: Set(None),
+            batch_id: Set(None),
         });
     }
     Ok(out)

@@ -1,6 +1,7 @@
 //! The worker's jobs: one handler file per job, all registered in [`register`].
 
 pub mod deliver_alert;
+pub mod rebuild_counters;
 pub mod record_clicks;
 pub mod warm_cache;
 
@@ -35,6 +36,7 @@ pub fn register(
     let concurrency = state.config.click_concurrency.max(1);
     let poll = state.config.poll_interval;
     let monitor = warm_cache::register(monitor, state, storage);
+    let monitor = rebuild_counters::register(monitor, state, storage);
     let state = state.clone();
     let storage = storage.clone();
     monitor.register_n(concurrency, move |index, _restarts| {

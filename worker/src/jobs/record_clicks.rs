@@ -1,4 +1,5 @@
-//! `record_clicks`: one click batch into the database and the real-time counters.
+//! `record_clicks`: one click batch into the database and the real-time counters, ingested
+//! together with the batches other click jobs hold at the same moment ([`crate::coalesce`]).
 //!
 //! Idempotent: events are inserted with `ON CONFLICT (click_id) DO NOTHING` and the counters
 //! carry a per-batch marker, so a retried or re-delivered batch counts nothing twice. Clicks of
@@ -19,25 +20,22 @@ pub async fn record_clicks(
 ) -> Result<(), BoxDynError> {
     let started = std::time::Instant::now();
     let series = &state.metrics.clicks;
-    let result = storage::ingest::ingest(&state.db, &state.counters, &state.cache, &batch).await;
+    let oldest = batch.clicks.iter().map(|c| c.at).min();
+    let batch_id = batch.batch_id.clone();
+    let result = state.coalescer.ingest(batch).await;
     series.duration.observe(started.elapsed().as_secs_f64());
-    let report = result.map_err(|e| {
+    result.map_err(|e| {
         series.failed.inc();
         // apalis counts this execution before the handler runs: the first one is attempt 1.
         let retried = attempt.current() < jobs::queue::MAX_ATTEMPTS;
         if retried {
             series.retried.inc();
         }
-        tracing::warn!(job.name = jobs::RecordClicks::NAME, batch.id = %batch.batch_id, job.attempt = attempt.current(), retried, error = %e, "click batch failed");
+        tracing::warn!(job.name = jobs::RecordClicks::NAME, batch.id = %batch_id, job.attempt = attempt.current(), retried, error = %e, "click batch failed");
         e
     })?;
-    state.metrics.clicks_ingested.inc_by(report.inserted);
-    state
-        .metrics
-        .clicks_dropped_deleted
-        .inc_by(report.dropped_deleted);
     series.processed.inc();
-    if let Some(oldest) = batch.clicks.iter().map(|c| c.at).min() {
+    if let Some(oldest) = oldest {
         let lag = (chrono::Utc::now().naive_utc() - oldest)
             .num_milliseconds()
             .max(0) as f64

@@ -110,7 +110,7 @@ pub(crate) fn redirect_load(
 
 /// A link whose redirect caches are warm: a known link needs no database from here on.
 /// Returns (id, code).
-async fn warm_link(client: &reqwest::Client, api: &ApiServer) -> (i64, String) {
+pub(crate) async fn warm_link(client: &reqwest::Client, api: &ApiServer) -> (i64, String) {
     let (id, code) = create_link(client, api, "https://example.com/fault").await;
     let status = client
         .get(format!("{}/r/{code}", api.address))
@@ -168,7 +168,12 @@ async fn assert_each_click_once(
 
 /// Waits until the link's real-time total reaches `expected` with every shard read, then
 /// checks it is exactly that (a batch counted twice would show as more).
-async fn assert_counted_once(client: &reqwest::Client, api: &ApiServer, id: i64, expected: i64) {
+pub(crate) async fn assert_counted_once(
+    client: &reqwest::Client,
+    api: &ApiServer,
+    id: i64,
+    expected: i64,
+) {
     let url = format!("{}/urls/{id}/analytics/realtime", api.address);
     eventually(
         Duration::from_secs(30),

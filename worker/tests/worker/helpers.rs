@@ -223,6 +223,7 @@ pub fn worker_config(
     config.common.click_queue.clone_from(&ns.queue);
     config.common.alert_queue.clone_from(&ns.alert_queue);
     config.common.warm_queue = format!("{}:warm", ns.prefix);
+    config.common.counters_queue = format!("{}:counters", ns.prefix);
     config.click_concurrency = 4;
     config.common.instance = Some("test-worker".into());
     config
@@ -267,6 +268,7 @@ pub fn worker_process(config: &worker::Config) -> Child {
             config.common.discord_webhook_urls.join(","),
         )
         .env("WARM_QUEUE", &config.common.warm_queue)
+        .env("COUNTERS_QUEUE", &config.common.counters_queue)
         .env(
             "WORKER_MAX_RESTARTS",
             config.max_restarts_per_minute.to_string(),
@@ -317,6 +319,7 @@ pub async fn spawn_api_with_cache(
     config.common.alert_queue.clone_from(&ns.alert_queue);
     config.alertmanager_webhook_token = Some(ALERT_TOKEN.to_owned());
     config.common.warm_queue = format!("{}:warm", ns.prefix);
+    config.common.counters_queue = format!("{}:counters", ns.prefix);
     config.click_spool_dir = spool.to_owned();
     serve_api(&config).await
 }

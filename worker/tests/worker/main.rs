@@ -15,4 +15,5 @@ mod kills;
 mod metrics;
 mod pipeline;
 mod queue_page;
+mod rebuild;
 mod warming;

@@ -2,7 +2,11 @@
 //! failure and failover.
 
 mod read;
+mod rebuild;
+mod stale;
 mod write;
+
+pub use rebuild::RebuildError;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
