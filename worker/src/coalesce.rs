@@ -87,10 +87,15 @@ pub async fn run(state: Weak<WorkerState>, inbox: CoalescerInbox, slots: usize) 
         tokio::spawn(async move {
             let (batches, waiting): (Vec<ClickBatch>, Vec<_>) =
                 group.into_iter().map(|w| (w.batch, w.done)).unzip();
+            let started = std::time::Instant::now();
             let result =
                 storage::ingest::ingest_many(&state.db, &state.counters, &state.cache, &batches)
                     .await;
             state.metrics.click_ingest_groups.inc();
+            state
+                .metrics
+                .click_ingest_group_seconds
+                .observe(started.elapsed().as_secs_f64());
             let result = match result {
                 Ok(report) => {
                     state.metrics.clicks_ingested.inc_by(report.inserted);

@@ -26,6 +26,8 @@ pub struct WorkerMetrics {
     pub clicks_dropped_deleted: IntCounter,
     /// Groups of click batches ingested together ([`crate::coalesce`]).
     pub click_ingest_groups: IntCounter,
+    /// Duration of each group's ingestion (events, counters, cache).
+    pub click_ingest_group_seconds: Histogram,
     pub ingest_lag_seconds: Histogram,
     /// `{queue, state}`: see [`QUEUE_STATES`].
     pub queue_jobs: IntGaugeVec,
@@ -192,6 +194,17 @@ impl WorkerMetrics {
             click_ingest_groups: counter(
                 "curtain_worker_click_ingest_groups_total",
                 "Ingestions of click batches taken together (jobs per group = click jobs processed / this).",
+            ),
+            click_ingest_group_seconds: reg(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "curtain_worker_click_ingest_group_seconds",
+                        "Duration of the ingestion of one group of click batches.",
+                    )
+                    .buckets(seconds.clone()),
+                )
+                .unwrap_or_else(|e| panic!("{e}")),
             ),
             ingest_lag_seconds: reg(
                 &registry,

@@ -242,3 +242,85 @@ async fn keys_create_list_and_revoke_through_the_binary() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown scope \"links:read\""));
 }
+
+/// `curtain-ops counters rebuild`: inline it writes what the events hold (totals, uniques) on
+/// the shards and says so; without `--inline` it enqueues one job for the workers; a shard
+/// that does not exist is refused.
+#[tokio::test]
+#[cfg_attr(
+    not(curtain_services),
+    ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+)]
+async fn counters_rebuild_through_the_binary() {
+    let ((db, _dir), name) = fresh_db_named(true).await;
+    import_dir(&db, &fixtures(), false).await.unwrap();
+    // Redirects of d5DnL5 (link 1) by visitors a, a, b, and one of KZ6mAC (link 2).
+    for (url_id, visitor) in [(1, "a"), (1, "a"), (1, "b"), (2, "c")] {
+        db.execute_unprepared(&format!(
+            "INSERT INTO events (url_id, event_type, timestamp, click_id, visitor_hash, batch_id) \
+             VALUES ({url_id}, 'redirect', now() at time zone 'utc', '{}', '{visitor}', 'b1')",
+            uuid_like() + visitor + &url_id.to_string() + &rand_suffix()
+        ))
+        .await
+        .unwrap();
+    }
+    let admin = std::env::var("CURTAIN_TEST_DATABASE_URL").unwrap();
+    let url = format!("{}/{}", admin.rsplit_once('/').unwrap().0, name.unwrap());
+    let redis = std::env::var("CURTAIN_TEST_REDIS_URL").unwrap();
+    let prefix = format!("opstest-{}", uuid_like());
+    let queue = format!("{prefix}:counters");
+    let ops = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_curtain-ops"))
+            .arg("--database-url")
+            .arg(&url)
+            .args(args)
+            .env("REDIS_URL", &redis)
+            .env("CACHE_PREFIX", &prefix)
+            .env("COUNTERS_QUEUE", &queue)
+            .env_remove("REDIS_SHARDS")
+            .output()
+            .unwrap()
+    };
+    let inline = ops(&["counters", "rebuild", "--inline"]);
+    assert!(inline.status.success(), "{inline:?}");
+    let said = String::from_utf8(inline.stdout).unwrap();
+    assert!(
+        said.starts_with("rebuilt: 4 clicks, 2 links, 1 batches marked, 0 stale keys removed"),
+        "{said}"
+    );
+    let deployment = storage::settings::deployment_id(&db).await.unwrap();
+    let counters =
+        storage::counters::Counters::for_deployment(&[redis.clone()], &prefix, &deployment)
+            .unwrap();
+    let now = chrono::Utc::now().naive_utc();
+    let first = counters.read("d5DnL5", now).await;
+    assert_eq!((first.total, first.unique_visitors), (3, 2), "{first:?}");
+    assert_eq!(counters.read("KZ6mAC", now).await.total, 1);
+
+    let enqueued = ops(&["counters", "rebuild", "--code", "d5DnL5"]);
+    assert!(enqueued.status.success(), "{enqueued:?}");
+    assert_eq!(
+        String::from_utf8(enqueued.stdout).unwrap().trim(),
+        format!("rebuild enqueued on {queue}")
+    );
+    let depth = jobs::JobQueue::connect(&redis, Some(&queue))
+        .await
+        .unwrap()
+        .depth()
+        .await
+        .unwrap();
+    assert_eq!(depth.ready, 1, "{depth:?}");
+
+    let refused = ops(&["counters", "rebuild", "--inline", "--shard", "5"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("shard 5 does not exist (there are 1)"),
+        "{refused:?}"
+    );
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst).to_string()
+}

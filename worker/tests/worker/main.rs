@@ -8,6 +8,7 @@ mod helpers;
 
 mod alerts;
 mod blackhole;
+mod coalesce;
 mod defects;
 mod faults;
 mod keys;
