@@ -138,6 +138,29 @@ async fn connect_queues(config: &Config) -> anyhow::Result<[Arc<::jobs::JobQueue
         .map_err(|_| anyhow::anyhow!("four queues"))
 }
 
+/// The worker's background loops: queue upkeep over `queues` (the click queue first, the
+/// counter-rebuild queue last), counter reconciles, cache warming, deleted links' counters
+/// ([`storage::tombstones`]) and analytics rollups.
+fn spawn_upkeep(state: &Arc<WorkerState>, queues: Vec<Arc<::jobs::JobQueue>>) {
+    if let Some(counters_queue) = queues.last() {
+        tokio::spawn(reconcile::run(state.clone(), counters_queue.clone()));
+    }
+    tokio::spawn(maintenance::run(state.clone(), queues));
+    tokio::spawn(warming::run(state.clone()));
+    tokio::spawn(storage::tombstones::run_forever(
+        state.db.clone(),
+        state.counters.clone(),
+        Duration::from_secs(2),
+    ));
+    let rollups = storage::rollup::RollupMetrics::new();
+    state.metrics.register_rollups(&rollups);
+    tokio::spawn(storage::rollup::run_forever(
+        state.db.clone(),
+        storage::rollup::Schedule::from_config(&state.config.common),
+        rollups,
+    ));
+}
+
 /// Runs the worker until `shutdown` resolves (then `Ok`, in-flight jobs finished). Returns an
 /// error, so the process exits non-zero, if the monitor keeps stopping on its own.
 pub async fn run(
@@ -188,30 +211,10 @@ pub async fn run(
         inbox,
         config.click_ingest_slots,
     ));
-    tokio::spawn(maintenance::run(
-        state.clone(),
-        vec![
-            queue.clone(),
-            alert_queue.clone(),
-            warm_queue,
-            counters_queue.clone(),
-        ],
-    ));
-    tokio::spawn(reconcile::run(state.clone(), counters_queue));
-    tokio::spawn(warming::run(state.clone()));
-    // Deleted links' counters ([`storage::tombstones`]).
-    tokio::spawn(storage::tombstones::run_forever(
-        state.db.clone(),
-        state.counters.clone(),
-        Duration::from_secs(2),
-    ));
-    let rollups = storage::rollup::RollupMetrics::new();
-    state.metrics.register_rollups(&rollups);
-    tokio::spawn(storage::rollup::run_forever(
-        state.db.clone(),
-        storage::rollup::Schedule::from_config(&config.common),
-        rollups,
-    ));
+    spawn_upkeep(
+        &state,
+        vec![queue.clone(), alert_queue, warm_queue, counters_queue],
+    );
 
     let http = serve_http(&config, &state, instance);
 

@@ -157,6 +157,10 @@ impl WorkerMetrics {
     /// Builds the registry with the label sets of `click_queue` created. Definitions are
     /// constants, so a failure here is a programming error that every test would catch.
     #[must_use]
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one definition per metric family, read top to bottom"
+    )]
     pub fn new(click_queue: &str) -> Self {
         let registry = Registry::new();
         let counter = |name: &str, help: &str| {

@@ -289,9 +289,12 @@ async fn counters_rebuild_through_the_binary() {
         "{said}"
     );
     let deployment = storage::settings::deployment_id(&db).await.unwrap();
-    let counters =
-        storage::counters::Counters::for_deployment(&[redis.clone()], &prefix, &deployment)
-            .unwrap();
+    let counters = storage::counters::Counters::for_deployment(
+        std::slice::from_ref(&redis),
+        &prefix,
+        &deployment,
+    )
+    .unwrap();
     let now = chrono::Utc::now().naive_utc();
     let first = counters.read("d5DnL5", now).await;
     assert_eq!((first.total, first.unique_visitors), (3, 2), "{first:?}");

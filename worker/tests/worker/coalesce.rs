@@ -70,10 +70,8 @@ async fn a_backlog_of_small_batches_is_ingested_in_groups_each_click_once() {
         groups > 0.0 && groups < 301.0 / 2.0,
         "301 jobs in {groups} ingestions: batches were not taken together"
     );
-    assert_eq!(
-        metric(&metrics_url, "curtain_worker_clicks_ingested_total").await,
-        3_000.0
-    );
+    let ingested = metric(&metrics_url, "curtain_worker_clicks_ingested_total").await;
+    assert_eq!(ingested as i64, 3_000, "{ingested}");
     let deployment = storage::settings::deployment_id(&conn).await.unwrap();
     let counters = Counters::for_deployment(&addrs, &ns.prefix, &deployment).unwrap();
     let now = chrono::Utc::now().naive_utc();

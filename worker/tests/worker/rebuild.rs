@@ -83,7 +83,7 @@ async fn a_counter_shard_restarted_empty_is_rebuilt_from_the_events() {
     shards[victim] = RedisServer::start_on(port);
 
     eventually(
-        Duration::from_secs(60),
+        Duration::from_mins(1),
         "the emptied shard rebuilt",
         || async { metric_where(&metrics_url, REBUILDS_OK, "result=\"ok\"").await > before },
     )

@@ -189,16 +189,12 @@ impl ShardedCounters {
             for marker in markers {
                 pipe.cmd("EXISTS").arg(marker);
             }
-            match pipe.query_async::<Vec<bool>>(&mut conn).await {
-                Ok(found) => {
-                    for (s, f) in seen.iter_mut().zip(found) {
-                        *s |= f;
-                    }
-                }
-                Err(_) => {
-                    self.mark_down(shard);
-                    return Err(CounterError::Unverifiable(shard));
-                }
+            let Ok(found) = pipe.query_async::<Vec<bool>>(&mut conn).await else {
+                self.mark_down(shard);
+                return Err(CounterError::Unverifiable(shard));
+            };
+            for (s, f) in seen.iter_mut().zip(found) {
+                *s |= f;
             }
         }
         Ok(seen)
