@@ -56,6 +56,29 @@ pub struct Url {
     pub created_at: String,
     /// Last change, UTC `YYYY-MM-DDTHH:MM:SS`.
     pub updated_at: String,
+    /// The link's options: only with `?expand=details` (absent otherwise, so the contract's
+    /// key set is unchanged for clients that do not ask).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<LinkDetails>,
+}
+
+/// The options of a link beyond the contract's `Url` (`GET /urls/<id>/details`, or `details`
+/// with `?expand=details`).
+#[derive(Debug, Clone, Default, Object, Serialize, Deserialize)]
+pub struct LinkDetails {
+    /// True when the client chose the short code (`custom_code` on create).
+    pub custom_code: bool,
+}
+
+impl LinkDetails {
+    /// The details stored in the link's own row.
+    #[must_use]
+    pub fn of(m: &UrlModel) -> Self {
+        Self {
+            custom_code: m.custom_code,
+        }
+    }
 }
 
 impl From<UrlModel> for Url {
@@ -69,6 +92,7 @@ impl From<UrlModel> for Url {
             is_active: m.is_active,
             created_at: ts(m.created_at),
             updated_at: ts(m.updated_at),
+            details: None,
         }
     }
 }
@@ -125,6 +149,12 @@ pub struct UrlInput {
     pub title: Option<String>,
     /// Optional owner: an existing user's id.
     pub user_id: Option<i64>,
+    /// Optional custom alias used as the short code: 3 to 16 characters of `[A-Za-z0-9_-]`,
+    /// case-sensitive, not a reserved word (`r`, `urls`, `users`, `events`, `docs`, `admin`,
+    /// `ui`, `static`, `metrics`, `health`, `api`, `openapi.json`, ...). 409 when the code is
+    /// taken (by an alias or a generated code). A create with any link option always makes a
+    /// new link (no idempotent match).
+    pub custom_code: Option<String>,
 }
 
 /// Request body of `PUT /urls/<id>`: only these two fields may be given.

@@ -17,6 +17,11 @@ pub struct Model {
     pub is_active: bool,
     pub created_at: DateTime,
     pub updated_at: DateTime,
+    /// The client chose `short_code` (a custom alias) rather than Curtain deriving it.
+    pub custom_code: bool,
+    /// Created or changed with any link option (custom alias, redirect status, expiry, tags,
+    /// UTM): the contract's idempotent create only returns links without.
+    pub has_options: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

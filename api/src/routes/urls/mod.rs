@@ -5,6 +5,8 @@
 //! payload they change before answering.
 
 mod create;
+pub mod details;
+mod options;
 
 use entity::{event, url};
 use poem_openapi::param::{Path, Query};
@@ -22,7 +24,7 @@ use crate::body::JsonBody;
 use crate::cache::{CacheKey, Invalidation};
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{IntParam, parse_int_param};
-use crate::models::{Url, UrlInput, UrlUpdate, now};
+use crate::models::{LinkDetails, Url, UrlInput, UrlUpdate, now};
 use crate::state::AppState;
 use create::{after_link_write, title_value};
 
@@ -74,6 +76,26 @@ fn query_int(name: &str, raw: Option<&str>) -> ApiResult<Option<IntParam>> {
     .transpose()
 }
 
+/// `?expand=`: absent → the contract's `Url`; `details` → with its `details` object.
+fn expand_details(raw: Option<&str>) -> ApiResult<bool> {
+    match raw.map(str::trim) {
+        None => Ok(false),
+        Some("details") => Ok(true),
+        Some(_) => Err(ApiError::bad_request(
+            "Query parameter 'expand' must be 'details'",
+        )),
+    }
+}
+
+/// The API's `Url` of `row`, with its `details` when asked for.
+fn with_details(row: url::Model, expand: bool) -> Url {
+    let details = expand.then(|| LinkDetails::of(&row));
+    Url {
+        details,
+        ..Url::from(row)
+    }
+}
+
 #[OpenApi(tag = "Tag::Urls")]
 impl UrlsApi {
     /// Shorten a URL
@@ -98,15 +120,18 @@ impl UrlsApi {
     /// List links
     ///
     /// Ordered by id. Filters: `user_id` (integer), `is_active` (`true`/`false`), `limit`
-    /// (default 100, clamped to 1..500; a non-integer means 100).
+    /// (default 100, clamped to 1..500; a non-integer means 100). `expand=details` adds each
+    /// link's `details` object (its options); any other `expand` is a 400.
     #[oai(path = "/urls", method = "get")]
     async fn list(
         &self,
         user_id: Query<Option<String>>,
         is_active: Query<Option<String>>,
         limit: Query<Option<String>>,
+        expand: Query<Option<String>>,
     ) -> ApiResult<UrlListRead> {
         let user_id = query_int("user_id", user_id.0.as_deref())?;
+        let expand = expand_details(expand.0.as_deref())?;
         let is_active = match is_active
             .0
             .as_deref()
@@ -142,6 +167,11 @@ impl UrlsApi {
             user_id,
             is_active,
             limit,
+            extra: if expand {
+                "details".to_owned()
+            } else {
+                String::new()
+            },
         };
         let db = &self.0.db;
         let (urls, status) = read_through(&self.0, key, || async move {
@@ -155,7 +185,11 @@ impl UrlsApi {
                 query = query.filter(url::Column::IsActive.eq(active));
             }
             let rows = query.all(db).await?;
-            Ok(Some(rows.into_iter().map(Url::from).collect::<Vec<_>>()))
+            Ok(Some(
+                rows.into_iter()
+                    .map(|row| with_details(row, expand))
+                    .collect::<Vec<_>>(),
+            ))
         })
         .await?
         .unwrap_or_default();
@@ -163,15 +197,23 @@ impl UrlsApi {
     }
 
     /// Get a link
+    ///
+    /// `expand=details` adds its `details` object (its options); any other `expand` is a 400.
     #[oai(path = "/urls/:id", method = "get")]
-    async fn get(&self, id: Path<String>) -> ApiResult<UrlRead> {
+    async fn get(&self, id: Path<String>, expand: Query<Option<String>>) -> ApiResult<UrlRead> {
         let id = path_id(&id, NOT_FOUND)?;
+        let expand = expand_details(expand.0.as_deref())?;
         let state = &self.0;
-        let (url, status) = read_through(state, CacheKey::Url(id), || async move {
+        let key = if expand {
+            CacheKey::UrlDetails(id)
+        } else {
+            CacheKey::Url(id)
+        };
+        let (url, status) = read_through(state, key, || async move {
             Ok(url::Entity::find_by_id(id)
                 .one(&state.db)
                 .await?
-                .map(Url::from))
+                .map(|row| with_details(row, expand)))
         })
         .await?
         .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;

@@ -1,0 +1,212 @@
+//! Issue 11, link features: custom aliases, per-link redirect status and `Cache-Control`,
+//! expiry by date and by clicks, tags with list filters, UTM parameters. Every option is read
+//! through an opt-in (`/urls/<id>/details`, `?expand=details`), so the contract's `Url` keeps
+//! its exact key set.
+
+use std::collections::BTreeSet;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::backend_test;
+use crate::helpers::{TestApp, parts};
+
+/// The contract's `Url` keys, exactly.
+const URL_KEYS: [&str; 8] = [
+    "created_at",
+    "id",
+    "is_active",
+    "original_url",
+    "short_code",
+    "title",
+    "updated_at",
+    "user_id",
+];
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+fn contract_keys() -> BTreeSet<String> {
+    URL_KEYS.iter().map(|k| (*k).to_owned()).collect()
+}
+
+/// `POST /urls` with `body`; asserts `status` and returns the JSON answer.
+async fn create(app: &TestApp, body: &Value, status: u16) -> Value {
+    let (got, _, answer) = parts(app.post("/urls", body).await).await;
+    assert_eq!(got, status, "{body} -> {answer}");
+    answer
+}
+
+/// A 4xx with the contract's envelope and this exact message.
+async fn refused(app: &TestApp, body: &Value, status: u16, message: &str) {
+    let (got, cache, answer) = parts(app.post("/urls", body).await).await;
+    assert_eq!((got, cache), (status, None), "{body} -> {answer}");
+    assert_eq!(answer, json!({ "error": message }), "{body}");
+}
+
+backend_test! {
+    async fn custom_alias_becomes_the_short_code_and_redirects(app) {
+        let url = create(&app, &json!({"original_url": "https://example.com/promo", "custom_code": "my-Promo_1"}), 201).await;
+        assert_eq!(url["short_code"], "my-Promo_1");
+        // The answer is the contract's Url, key for key.
+        assert_eq!(keys(&url), contract_keys(), "{url}");
+        let resp = app.get("/r/my-Promo_1").await;
+        assert_eq!(resp.status(), 302);
+        assert_eq!(resp.headers()["location"], "https://example.com/promo");
+        // Codes are case-sensitive: another case is another (unknown) code.
+        assert_eq!(app.get("/r/my-promo_1").await.status(), 404);
+
+        let id = &url["id"];
+        let (status, _, plain) = parts(app.get(&format!("/urls/{id}")).await).await;
+        assert_eq!(status, 200);
+        assert_eq!(keys(&plain), contract_keys(), "{plain}");
+        let (status, _, details) = parts(app.get(&format!("/urls/{id}/details")).await).await;
+        assert_eq!(status, 200);
+        assert_eq!(details["custom_code"], true, "{details}");
+        let (status, _, expanded) = parts(app.get(&format!("/urls/{id}?expand=details")).await).await;
+        assert_eq!(status, 200);
+        assert_eq!(expanded["details"], details);
+        let (status, _, list) = parts(app.get("/urls").await).await;
+        assert_eq!(status, 200);
+        assert_eq!(keys(&list[0]), contract_keys(), "{list}");
+        let (status, _, list) = parts(app.get("/urls?expand=details").await).await;
+        assert_eq!(status, 200);
+        assert_eq!(list[0]["details"], details);
+
+        // A generated code is not custom.
+        let other = app.create_url("https://example.com/other").await;
+        let (_, _, details) = parts(app.get(&format!("/urls/{}/details", other["id"])).await).await;
+        assert_eq!(details["custom_code"], false);
+        assert_eq!(parts(app.get("/urls/999999/details").await).await.2, json!({"error": "URL not found"}));
+        let (status, _, body) = parts(app.get(&format!("/urls/{id}?expand=everything")).await).await;
+        assert_eq!((status, body), (400, json!({"error": "Query parameter 'expand' must be 'details'"})));
+    }
+}
+
+backend_test! {
+    async fn a_taken_code_is_409_whether_alias_or_generated(app) {
+        create(&app, &json!({"original_url": "https://example.com/a", "custom_code": "launch"}), 201).await;
+        refused(&app, &json!({"original_url": "https://example.com/b", "custom_code": "launch"}), 409,
+            "Short code 'launch' is already taken").await;
+        // Even the same URL again: the alias is taken (a create with options is not idempotent).
+        refused(&app, &json!({"original_url": "https://example.com/a", "custom_code": "launch"}), 409,
+            "Short code 'launch' is already taken").await;
+        let generated = app.create_url("https://example.com/generated").await;
+        let code = generated["short_code"].as_str().unwrap();
+        refused(&app, &json!({"original_url": "https://example.com/c", "custom_code": code}), 409,
+            &format!("Short code '{code}' is already taken")).await;
+        // Nothing was created by the refusals.
+        let (_, _, list) = parts(app.get("/urls").await).await;
+        assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    }
+}
+
+backend_test! {
+    async fn invalid_or_reserved_aliases_are_400(app) {
+        let shape = "Field 'custom_code' must be 3 to 16 characters of A-Z, a-z, 0-9, '_' and '-'";
+        for (code, message) in [
+            (json!("ab"), shape.to_owned()),
+            (json!("a".repeat(17)), shape.to_owned()),
+            (json!("a/b.c"), shape.to_owned()),
+            (json!("caf\u{e9}s"), shape.to_owned()),
+            (json!("has space"), shape.to_owned()),
+            (json!(12345), "Field 'custom_code' must be a string".to_owned()),
+            (json!(true), "Field 'custom_code' must be a string".to_owned()),
+            (json!("urls"), "Field 'custom_code' is a reserved word: 'urls'".to_owned()),
+            (json!("Docs"), "Field 'custom_code' is a reserved word: 'Docs'".to_owned()),
+            (json!("openapi.json"), shape.to_owned()),
+            (json!("metrics"), "Field 'custom_code' is a reserved word: 'metrics'".to_owned()),
+        ] {
+            refused(&app, &json!({"original_url": "https://example.com/x", "custom_code": code}), 400, &message).await;
+        }
+        // The contract's own errors come first.
+        refused(&app, &json!({"custom_code": "ab"}), 400, "Field 'original_url' is required").await;
+        // null means "no alias".
+        let url = create(&app, &json!({"original_url": "https://example.com/x", "custom_code": null}), 201).await;
+        assert_eq!(url["short_code"].as_str().unwrap().len(), 6);
+    }
+}
+
+backend_test! {
+    async fn generated_codes_skip_a_taken_custom_alias(app) {
+        let first = app.create_url("https://example.com/1").await;
+        let first_id = first["id"].as_i64().unwrap();
+        // The alias link takes the next id; the link after it would be given this code.
+        let next = u64::try_from(first_id + 2).unwrap();
+        let squatted = app.state.codes.code_for(next, 0).unwrap();
+        let alias = create(&app, &json!({"original_url": "https://example.com/alias", "custom_code": squatted}), 201).await;
+        assert_eq!(alias["id"].as_i64().unwrap(), first_id + 1);
+        let third = app.create_url("https://example.com/3").await;
+        assert_eq!(third["id"].as_i64().unwrap(), first_id + 2);
+        let code = third["short_code"].as_str().unwrap();
+        assert_ne!(code, squatted);
+        assert_eq!(code, app.state.codes.code_for(next, 1).unwrap());
+        // Both redirect to their own targets.
+        assert_eq!(app.get(&format!("/r/{squatted}")).await.headers()["location"], "https://example.com/alias");
+        assert_eq!(app.get(&format!("/r/{code}")).await.headers()["location"], "https://example.com/3");
+    }
+}
+
+backend_test! {
+    async fn a_plain_create_never_returns_a_link_with_options(app) {
+        let alias = create(&app, &json!({"original_url": "https://example.com/same", "custom_code": "vanity"}), 201).await;
+        let plain = create(&app, &json!({"original_url": "https://example.com/same"}), 201).await;
+        assert_ne!(plain["id"], alias["id"]);
+        // The contract's idempotency still holds among plain links.
+        let again = create(&app, &json!({"original_url": "https://example.com/same"}), 200).await;
+        assert_eq!(again, plain);
+    }
+}
+
+backend_test! {
+    async fn the_shorten_form_takes_a_custom_alias(app) {
+        let form = |code: &str| {
+            serde_urlencoded::to_string([("original_url", "https://example.com/form"), ("custom_code", code)]).unwrap()
+        };
+        let resp = app.send_raw(Method::POST, "/shorten-ui", "application/x-www-form-urlencoded", form("from-form")).await;
+        assert_eq!(resp.status(), 201);
+        let html = resp.text().await.unwrap();
+        assert!(html.contains("/r/from-form\""), "{html}");
+        let resp = app.send_raw(Method::POST, "/shorten-ui", "application/x-www-form-urlencoded", form("from-form")).await;
+        assert_eq!(resp.status(), 409);
+        assert_eq!(
+            resp.text().await.unwrap(),
+            "<div id=\"message\" class=\"error\">Short code 'from-form' is already taken</div>"
+        );
+        let resp = app.send_raw(Method::POST, "/shorten-ui", "application/x-www-form-urlencoded", form("ui")).await;
+        assert_eq!(resp.status(), 400);
+        // A blank alias is no alias.
+        let resp = app.send_raw(Method::POST, "/shorten-ui", "application/x-www-form-urlencoded", form("  ")).await;
+        assert_eq!(resp.status(), 201);
+        let home = app.get("/").await.text().await.unwrap();
+        assert!(home.contains("name=\"custom_code\""));
+    }
+}
+
+backend_test! {
+    async fn concurrent_creates_of_one_alias_give_one_link_and_409s(app) {
+        let app = std::sync::Arc::new(app);
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let body = json!({"original_url": format!("https://example.com/race/{i}"), "custom_code": "race"});
+                    parts(app.post("/urls", &body).await).await
+                })
+            })
+            .collect();
+        let mut created = 0;
+        for task in tasks {
+            let (status, _, body) = task.await.unwrap();
+            match status {
+                201 => created += 1,
+                409 => assert_eq!(body, json!({"error": "Short code 'race' is already taken"})),
+                other => panic!("unexpected {other}: {body}"),
+            }
+        }
+        assert_eq!(created, 1);
+        let (_, _, list) = parts(app.get("/urls").await).await;
+        assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    }
+}
