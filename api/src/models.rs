@@ -69,7 +69,14 @@ pub struct Url {
 pub struct LinkDetails {
     /// True when the client chose the short code (`custom_code` on create).
     pub custom_code: bool,
+    /// The status redirects answer with: 301, 302 (the default), 307 or 308.
+    pub redirect_status: u16,
+    /// The `Cache-Control` redirects send, or null (none, the default).
+    pub cache_control: Option<String>,
 }
+
+/// The status a redirect answers with when the link names none.
+pub const DEFAULT_REDIRECT_STATUS: u16 = 302;
 
 impl LinkDetails {
     /// The details stored in the link's own row.
@@ -77,8 +84,25 @@ impl LinkDetails {
     pub fn of(m: &UrlModel) -> Self {
         Self {
             custom_code: m.custom_code,
+            redirect_status: m
+                .redirect_status
+                .and_then(|s| u16::try_from(s).ok())
+                .unwrap_or(DEFAULT_REDIRECT_STATUS),
+            cache_control: m.cache_control.clone(),
         }
     }
+}
+
+/// Request body of `PATCH /urls/<id>/details`: the options to change. An absent field stays
+/// as it is; `null` sets it back to its default. Any other key is a 400 (the short code never
+/// changes).
+#[derive(Debug, Object)]
+pub struct LinkOptionsUpdate {
+    /// 301, 302, 307 or 308 (null: 302).
+    pub redirect_status: Option<u16>,
+    /// The redirect's `Cache-Control`: 1 to 255 printable ASCII characters, trimmed (null:
+    /// none).
+    pub cache_control: Option<String>,
 }
 
 impl From<UrlModel> for Url {
@@ -155,6 +179,12 @@ pub struct UrlInput {
     /// taken (by an alias or a generated code). A create with any link option always makes a
     /// new link (no idempotent match).
     pub custom_code: Option<String>,
+    /// Optional status of the link's redirects: 301, 302, 307 or 308 (default 302, as the
+    /// contract's redirects); anything else is a 400.
+    pub redirect_status: Option<u16>,
+    /// Optional `Cache-Control` the link's redirects send (1 to 255 printable ASCII
+    /// characters, trimmed); by default they send none.
+    pub cache_control: Option<String>,
 }
 
 /// Request body of `PUT /urls/<id>`: only these two fields may be given.

@@ -6,6 +6,10 @@
 //! The only possible clash is with a code imported verbatim from the legacy data set; then the
 //! next length is used (a code of another length can only clash with an import of that length).
 //! Consecutive ids give unrelated codes, so links cannot be enumerated by counting.
+//!
+//! A client may also choose a code, a custom alias ([`ShortCode::custom`]): 3 to 16
+//! characters of `[A-Za-z0-9_-]`, not a [`RESERVED`] word. The api gives a new link the first of
+//! its id's codes that no link holds, so an alias is skipped like an imported code.
 
 use std::fmt;
 

@@ -22,6 +22,10 @@ pub struct Model {
     /// Created or changed with any link option (custom alias, redirect status, expiry, tags,
     /// UTM): the contract's idempotent create only returns links without.
     pub has_options: bool,
+    /// The redirect's status: 301, 302, 307 or 308; NULL is 302.
+    pub redirect_status: Option<i16>,
+    /// The redirect's `Cache-Control`; NULL sends none.
+    pub cache_control: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,6 +11,7 @@ mod m20261204_000005_counter_tombstones;
 mod m20261205_000006_api_keys;
 mod m20261205_000007_event_indexes;
 mod m20261207_000100_link_options;
+mod m20261207_000101_redirect_options;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000006_api_keys::Migration),
             Box::new(m20261205_000007_event_indexes::Migration),
             Box::new(m20261207_000100_link_options::Migration),
+            Box::new(m20261207_000101_redirect_options::Migration),
         ]
     }
 }

@@ -17,11 +17,18 @@ use serde::{Deserialize, Serialize};
 use crate::cache::{Cache, CacheKey};
 use domain::to_location;
 
-/// What the redirect cache holds for an active code.
+/// What the redirect cache holds for an active code. The link options are left out of the
+/// payload when they are the defaults, so a plain link's entry is what it always was.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RedirectTarget {
     pub id: i64,
     pub location: String,
+    /// The redirect's status when not 302.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The redirect's `Cache-Control`, if the link has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<String>,
 }
 
 impl RedirectTarget {
@@ -30,7 +37,18 @@ impl RedirectTarget {
         Self {
             id: row.id,
             location: to_location(&row.original_url),
+            status: row
+                .redirect_status
+                .and_then(|s| u16::try_from(s).ok())
+                .filter(|s| *s != 302),
+            cache_control: row.cache_control.clone(),
         }
+    }
+
+    /// True when the redirect is the contract's plain 302 with no per-link option.
+    #[must_use]
+    pub fn is_plain(&self) -> bool {
+        self.status.is_none() && self.cache_control.is_none()
     }
 }
 

@@ -210,3 +210,122 @@ backend_test! {
         assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     }
 }
+
+/// `GET path` without following: (status, `Cache-Control`, `X-Cache`, `Location`).
+async fn follow(
+    app: &TestApp,
+    path: &str,
+) -> (u16, Option<String>, Option<String>, Option<String>) {
+    let resp = app.get(path).await;
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    (
+        resp.status().as_u16(),
+        header("cache-control"),
+        header("x-cache"),
+        header("location"),
+    )
+}
+
+backend_test! {
+    async fn redirect_status_and_cache_control_are_per_link(app) {
+        let plain = app.create_url("https://example.com/plain").await;
+        let code = plain["short_code"].as_str().unwrap();
+        for expected_cache in ["MISS", "HIT"] {
+            let (status, cc, cache, location) = follow(&app, &format!("/r/{code}")).await;
+            assert_eq!((status, cc, location.as_deref()), (302, None, Some("https://example.com/plain")));
+            if expected_cache == "HIT" {
+                assert_eq!(cache.as_deref(), Some("HIT"));
+            }
+        }
+        for (n, status) in [301u16, 302, 307, 308].into_iter().enumerate() {
+            let url = create(&app, &json!({
+                "original_url": format!("https://example.com/s/{status}"),
+                "redirect_status": status,
+                "cache_control": format!("  public, max-age={n}  "),
+            }), 201).await;
+            assert_eq!(keys(&url), contract_keys(), "{url}");
+            let code = url["short_code"].as_str().unwrap();
+            // First from the database, then from the cache (the hot path for /r/), then an alias.
+            for path in [format!("/r/{code}"), format!("/r/{code}"), format!("/urls/short/{code}"), format!("/urls/{code}/redirect")] {
+                let (got, cc, _, location) = follow(&app, &path).await;
+                assert_eq!(got, status, "{path}");
+                assert_eq!(cc, Some(format!("public, max-age={n}")), "{path}");
+                assert_eq!(location, Some(format!("https://example.com/s/{status}")), "{path}");
+            }
+            let (_, _, details) = parts(app.get(&format!("/urls/{}/details", url["id"])).await).await;
+            assert_eq!(details["redirect_status"], status);
+            assert_eq!(details["cache_control"], format!("public, max-age={n}"));
+        }
+        let (_, _, details) = parts(app.get(&format!("/urls/{}/details", plain["id"])).await).await;
+        assert_eq!((&details["redirect_status"], &details["cache_control"]), (&json!(302), &Value::Null));
+    }
+}
+
+backend_test! {
+    async fn invalid_redirect_options_are_400(app) {
+        let status_msg = "Field 'redirect_status' must be one of 301, 302, 307, 308";
+        for bad in [json!(303), json!(200), json!(0), json!(-301), json!("301"), json!(true), json!(301.5), json!(70000)] {
+            refused(&app, &json!({"original_url": "https://example.com/x", "redirect_status": bad}), 400, status_msg).await;
+        }
+        let cc_msg = "Field 'cache_control' must be 1 to 255 printable ASCII characters";
+        for bad in [json!(""), json!("   "), json!("no-store\r\nX-Evil: 1"), json!("max-age=\u{e9}"), json!("a".repeat(256))] {
+            refused(&app, &json!({"original_url": "https://example.com/x", "cache_control": bad}), 400, cc_msg).await;
+        }
+        refused(&app, &json!({"original_url": "https://example.com/x", "cache_control": 60}), 400,
+            "Field 'cache_control' must be a string").await;
+        // null is the default.
+        let url = create(&app, &json!({"original_url": "https://example.com/x", "redirect_status": null, "cache_control": null}), 201).await;
+        assert_eq!(follow(&app, &format!("/r/{}", url["short_code"].as_str().unwrap())).await.0, 302);
+    }
+}
+
+backend_test! {
+    async fn patching_details_changes_the_cached_redirect_at_once(app) {
+        let url = app.create_url("https://example.com/patch").await;
+        let (id, code) = (url["id"].clone(), url["short_code"].as_str().unwrap().to_owned());
+        let details_path = format!("/urls/{id}/details");
+        assert_eq!(follow(&app, &format!("/r/{code}")).await.0, 302);
+        assert_eq!(follow(&app, &format!("/r/{code}")).await.2.as_deref(), Some("HIT"));
+
+        let (status, _, details) = parts(app.request(Method::PATCH, &details_path, Some(&json!({"redirect_status": 308, "cache_control": "no-store"}))).await).await;
+        assert_eq!(status, 200, "{details}");
+        assert_eq!((&details["redirect_status"], &details["cache_control"]), (&json!(308), &json!("no-store")));
+        let (status, cc, _, _) = follow(&app, &format!("/r/{code}")).await;
+        assert_eq!((status, cc.as_deref()), (308, Some("no-store")));
+        // The Url keeps its key set; its detail is read fresh.
+        let (_, cache, after) = parts(app.get(&format!("/urls/{id}")).await).await;
+        assert_eq!(cache.as_deref(), Some("MISS"));
+        assert_eq!(keys(&after), contract_keys());
+        // A link with options is no longer what a plain create of its URL returns...
+        let other = create(&app, &json!({"original_url": "https://example.com/patch"}), 201).await;
+        assert_ne!(other["id"], id);
+
+        // null: back to the defaults (and the link is plain again).
+        let (status, _, details) = parts(app.request(Method::PATCH, &details_path, Some(&json!({"redirect_status": null, "cache_control": null}))).await).await;
+        assert_eq!(status, 200);
+        assert_eq!((&details["redirect_status"], &details["cache_control"]), (&json!(302), &Value::Null));
+        let (status, cc, _, _) = follow(&app, &format!("/r/{code}")).await;
+        assert_eq!((status, cc), (302, None));
+
+        // {} changes nothing.
+        let (status, _, same) = parts(app.request(Method::PATCH, &details_path, Some(&json!({}))).await).await;
+        assert_eq!((status, same), (200, details));
+        for (body, message) in [
+            (json!({"custom_code": "newcode"}), "Field 'custom_code' cannot be updated"),
+            (json!({"zeta": 1, "alpha": 2, "redirect_status": 301}), "Field 'alpha' cannot be updated"),
+            (json!({"redirect_status": 303}), "Field 'redirect_status' must be one of 301, 302, 307, 308"),
+            (json!([1]), "JSON body must be an object"),
+        ] {
+            let (status, _, got) = parts(app.request(Method::PATCH, &details_path, Some(&body)).await).await;
+            assert_eq!((status, got), (400, json!({"error": message})), "{body}");
+        }
+        let (status, _, got) = parts(app.request(Method::PATCH, "/urls/999999/details", Some(&json!({"redirect_status": 301}))).await).await;
+        assert_eq!((status, got), (404, json!({"error": "URL not found"})));
+        // The refused patches changed nothing.
+        assert_eq!(follow(&app, &format!("/r/{code}")).await.0, 302);
+    }
+}

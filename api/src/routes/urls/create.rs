@@ -154,7 +154,7 @@ pub async fn create_url(state: &AppState, body: Option<&Value>) -> ApiResult<(ur
         || format!("~{}", &uuid::Uuid::new_v4().simple().to_string()[..15]),
         |c| c.as_str().to_owned(),
     );
-    let inserted = url::ActiveModel {
+    let mut fresh = url::ActiveModel {
         user_id: Set(new.user_id),
         short_code: Set(first_code),
         original_url: Set(new.target.into_string()),
@@ -166,9 +166,9 @@ pub async fn create_url(state: &AppState, body: Option<&Value>) -> ApiResult<(ur
         custom_code: Set(custom.is_some()),
         has_options: Set(!plain),
         ..Default::default()
-    }
-    .insert(&txn)
-    .await;
+    };
+    new.options.patch.apply(&mut fresh);
+    let inserted = fresh.insert(&txn).await;
     let row = match (inserted, &custom) {
         // Taken since the check above (by a concurrent create): still a 409.
         (Err(e), Some(code)) if is_unique_violation(&e) => return Err(code_taken(code.as_str())),

@@ -1,14 +1,17 @@
-//! `/urls/<id>/details`: a link's options beyond the contract's `Url`, read (and, for the
-//! options that may change, changed) apart from it so that the contract's payloads keep their
-//! exact key set.
+//! `/urls/<id>/details`: a link's options beyond the contract's `Url`, read and changed apart
+//! from it so that the contract's payloads keep their exact key set.
 
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, TryIntoModel};
 
+use super::create::after_link_write;
+use super::options::{OptionPatch, PATCH_KEYS, has_options};
 use super::{NOT_FOUND, find};
-use crate::error::ApiResult;
-use crate::models::LinkDetails;
+use crate::body::JsonBody;
+use crate::error::{ApiError, ApiResult};
+use crate::models::{LinkDetails, LinkOptionsUpdate, now};
 use crate::routes::{Api, Tag, path_id};
 
 pub struct DetailsApi(pub Api);
@@ -30,6 +33,51 @@ impl DetailsApi {
     async fn get_details(&self, id: Path<String>) -> ApiResult<DetailsRead> {
         let id = path_id(&id, NOT_FOUND)?;
         let row = find(&self.0, id).await?;
+        Ok(DetailsRead::Ok(Json(LinkDetails::of(&row))))
+    }
+
+    /// Change a link's options
+    ///
+    /// 404 first; the body must be an object of options to change (absent: unchanged, `null`:
+    /// back to the default); any other key (the short code included: codes never change) is a
+    /// 400 naming the first one (sorted), as is an invalid value. A change sets `updated_at`
+    /// and invalidates every cache of the link, its redirect included, on every instance.
+    /// `{}` answers 200 unchanged.
+    #[oai(path = "/urls/:id/details", method = "patch")]
+    async fn patch_details(
+        &self,
+        id: Path<String>,
+        body: JsonBody<LinkOptionsUpdate>,
+    ) -> ApiResult<DetailsRead> {
+        let id = path_id(&id, NOT_FOUND)?;
+        let existing = find(&self.0, id).await?;
+        let obj = body
+            .object()
+            .ok_or_else(|| ApiError::bad_request("JSON body must be an object"))?;
+        let mut unknown: Vec<&String> = obj
+            .keys()
+            .filter(|k| !PATCH_KEYS.contains(&k.as_str()))
+            .collect();
+        unknown.sort();
+        if let Some(key) = unknown.first() {
+            return Err(ApiError::bad_request(format!(
+                "Field '{key}' cannot be updated"
+            )));
+        }
+        let patch = OptionPatch::parse(obj)?;
+        if patch.is_empty() {
+            return Ok(DetailsRead::Ok(Json(LinkDetails::of(&existing))));
+        }
+        let mut active: entity::url::ActiveModel = existing.clone().into();
+        patch.apply(&mut active);
+        let preview = active.clone().try_into_model()?;
+        if preview == existing {
+            return Ok(DetailsRead::Ok(Json(LinkDetails::of(&existing))));
+        }
+        active.has_options = Set(has_options(&preview));
+        active.updated_at = Set(now());
+        let row = active.update(&self.0.db).await?;
+        after_link_write(&self.0, &row).await;
         Ok(DetailsRead::Ok(Json(LinkDetails::of(&row))))
     }
 }

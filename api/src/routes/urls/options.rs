@@ -1,17 +1,146 @@
 //! Link options beyond the contract's `Url`: what a create may carry besides `original_url`,
-//! `title` and `user_id`. Each option is checked after the contract's own fields, so a request
-//! the contract knows gets the contract's first error.
+//! `title` and `user_id`, and what `PATCH /urls/<id>/details` may change. Each option is checked
+//! after the contract's own fields, so a request the contract knows gets the contract's first
+//! error. In a body, an absent option is "unchanged" (on create: the default) and `null` is
+//! "back to the default".
 
+use entity::url;
+use sea_orm::ActiveValue::Set;
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::short_code::{AliasError, ShortCode};
+
+/// Redirect statuses a link may answer with.
+pub const REDIRECT_STATUSES: [i16; 4] = [301, 302, 307, 308];
+/// Longest `cache_control` value.
+const MAX_CACHE_CONTROL: usize = 255;
+
+/// What a body says about one option.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub enum Change<T> {
+    /// Absent: unchanged (on create: the default).
+    #[default]
+    Keep,
+    /// `null`: back to the default.
+    Reset,
+    /// A new value.
+    To(T),
+}
+
+impl<T> Change<T> {
+    fn is_keep(&self) -> bool {
+        matches!(self, Self::Keep)
+    }
+
+    fn is_value(&self) -> bool {
+        matches!(self, Self::To(_))
+    }
+
+    /// Writes the change into a nullable column (`Keep` leaves it as it is).
+    fn write(self, column: &mut sea_orm::ActiveValue<Option<T>>)
+    where
+        Option<T>: Into<sea_orm::Value>,
+    {
+        match self {
+            Self::Keep => {}
+            Self::Reset => *column = Set(None),
+            Self::To(v) => *column = Set(Some(v)),
+        }
+    }
+}
+
+/// The options that may change after a create (`PATCH /urls/<id>/details`).
+#[derive(Debug, Default)]
+pub struct OptionPatch {
+    pub redirect_status: Change<i16>,
+    pub cache_control: Change<String>,
+}
+
+/// The keys [`OptionPatch::parse`] reads, in the order it checks them.
+pub const PATCH_KEYS: [&str; 2] = ["redirect_status", "cache_control"];
+
+impl OptionPatch {
+    /// Reads the changeable options of `obj` (other keys are the caller's business).
+    pub fn parse(obj: &Map<String, Value>) -> ApiResult<Self> {
+        Ok(Self {
+            redirect_status: field(obj, "redirect_status", redirect_status)?,
+            cache_control: field(obj, "cache_control", cache_control)?,
+        })
+    }
+
+    /// True when some option is given a non-default value.
+    pub fn sets_anything(&self) -> bool {
+        self.redirect_status.is_value() || self.cache_control.is_value()
+    }
+
+    /// True when the body named no option at all.
+    pub fn is_empty(&self) -> bool {
+        self.redirect_status.is_keep() && self.cache_control.is_keep()
+    }
+
+    /// Writes the given options into `row`.
+    pub fn apply(self, row: &mut url::ActiveModel) {
+        self.redirect_status.write(&mut row.redirect_status);
+        self.cache_control.write(&mut row.cache_control);
+    }
+}
+
+/// True when `row` has any option (the contract's idempotent create skips such links).
+pub fn has_options(row: &url::Model) -> bool {
+    row.custom_code || row.redirect_status.is_some() || row.cache_control.is_some()
+}
+
+/// `obj[name]` read by `parse`.
+fn field<T>(
+    obj: &Map<String, Value>,
+    name: &str,
+    parse: impl FnOnce(&Value) -> ApiResult<T>,
+) -> ApiResult<Change<T>> {
+    match obj.get(name) {
+        None => Ok(Change::Keep),
+        Some(Value::Null) => Ok(Change::Reset),
+        Some(value) => parse(value).map(Change::To),
+    }
+}
+
+fn redirect_status(value: &Value) -> ApiResult<i16> {
+    value
+        .as_i64()
+        .filter(|_| !value.is_boolean())
+        .and_then(|n| i16::try_from(n).ok())
+        .filter(|n| REDIRECT_STATUSES.contains(n))
+        .ok_or_else(|| {
+            ApiError::bad_request("Field 'redirect_status' must be one of 301, 302, 307, 308")
+        })
+}
+
+fn cache_control(value: &Value) -> ApiResult<String> {
+    let Value::String(raw) = value else {
+        return Err(ApiError::bad_request(
+            "Field 'cache_control' must be a string",
+        ));
+    };
+    let trimmed = raw.trim();
+    // What an HTTP header value may hold: visible ASCII and spaces.
+    let valid = !trimmed.is_empty()
+        && trimmed.len() <= MAX_CACHE_CONTROL
+        && trimmed.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+    if !valid {
+        return Err(ApiError::bad_request(format!(
+            "Field 'cache_control' must be 1 to {MAX_CACHE_CONTROL} printable ASCII characters"
+        )));
+    }
+    Ok(trimmed.to_owned())
+}
 
 /// The options of a create request, validated.
 #[derive(Debug, Default)]
 pub struct CreateOptions {
     /// The alias the client chose as the short code.
     pub custom_code: Option<ShortCode>,
+    /// The options that may also change later.
+    pub patch: OptionPatch,
 }
 
 impl CreateOptions {
@@ -26,12 +155,13 @@ impl CreateOptions {
                 ));
             }
         };
-        Ok(Self { custom_code })
+        let patch = OptionPatch::parse(obj)?;
+        Ok(Self { custom_code, patch })
     }
 
     /// True when the create carries no option: the contract's idempotent create applies.
     pub fn is_plain(&self) -> bool {
-        self.custom_code.is_none()
+        self.custom_code.is_none() && !self.patch.sets_anything()
     }
 }
 
