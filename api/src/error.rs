@@ -81,6 +81,11 @@ impl ApiError {
     }
 
     #[must_use]
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable(body(message))
+    }
+
+    #[must_use]
     pub fn too_large() -> Self {
         Self::PayloadTooLarge(body("Request body too large"))
     }

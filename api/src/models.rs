@@ -73,6 +73,12 @@ pub struct LinkDetails {
     pub redirect_status: u16,
     /// The `Cache-Control` redirects send, or null (none, the default).
     pub cache_control: Option<String>,
+    /// From this time on (UTC `YYYY-MM-DDTHH:MM:SS`) the link is expired; null: never.
+    pub expires_at: Option<String>,
+    /// The link is expired once it has served this many redirects; null: no limit.
+    pub max_clicks: Option<i64>,
+    /// Where an expired link redirects (302); null: it answers 410.
+    pub expired_url: Option<String>,
 }
 
 /// The status a redirect answers with when the link names none.
@@ -89,6 +95,9 @@ impl LinkDetails {
                 .and_then(|s| u16::try_from(s).ok())
                 .unwrap_or(DEFAULT_REDIRECT_STATUS),
             cache_control: m.cache_control.clone(),
+            expires_at: m.expires_at.map(ts),
+            max_clicks: m.max_clicks,
+            expired_url: m.expired_url.clone(),
         }
     }
 }
@@ -103,6 +112,14 @@ pub struct LinkOptionsUpdate {
     /// The redirect's `Cache-Control`: 1 to 255 printable ASCII characters, trimmed (null:
     /// none).
     pub cache_control: Option<String>,
+    /// Expiry time, RFC 3339 with an offset (`2026-12-31T23:59:59Z`; null: never). A past time
+    /// expires the link at once.
+    pub expires_at: Option<String>,
+    /// Redirects the link serves before it is expired, at least 1 (null: no limit). Clicks
+    /// already served count.
+    pub max_clicks: Option<i64>,
+    /// Where the expired link redirects (302), with `original_url`'s rules (null: 410).
+    pub expired_url: Option<String>,
 }
 
 impl From<UrlModel> for Url {
@@ -185,6 +202,14 @@ pub struct UrlInput {
     /// Optional `Cache-Control` the link's redirects send (1 to 255 printable ASCII
     /// characters, trimmed); by default they send none.
     pub cache_control: Option<String>,
+    /// Optional expiry time, RFC 3339 with an offset (`2026-12-31T23:59:59Z`). From then on
+    /// the link redirects to `expired_url`, or answers 410 without one.
+    pub expires_at: Option<String>,
+    /// Optional limit: the link serves this many redirects (at least 1), then it is expired
+    /// like past `expires_at`. Enforced exactly across every api instance.
+    pub max_clicks: Option<i64>,
+    /// Optional target for visitors of the expired link (302), with `original_url`'s rules.
+    pub expired_url: Option<String>,
 }
 
 /// Request body of `PUT /urls/<id>`: only these two fields may be given.

@@ -26,6 +26,12 @@ pub struct Model {
     pub redirect_status: Option<i16>,
     /// The redirect's `Cache-Control`; NULL sends none.
     pub cache_control: Option<String>,
+    /// From this UTC time on, the link is expired.
+    pub expires_at: Option<DateTime>,
+    /// The link is expired once it has served this many redirects.
+    pub max_clicks: Option<i64>,
+    /// Where an expired link redirects; NULL answers 410.
+    pub expired_url: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

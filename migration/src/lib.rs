@@ -12,6 +12,7 @@ mod m20261205_000006_api_keys;
 mod m20261205_000007_event_indexes;
 mod m20261207_000100_link_options;
 mod m20261207_000101_redirect_options;
+mod m20261207_000102_link_expiry;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000007_event_indexes::Migration),
             Box::new(m20261207_000100_link_options::Migration),
             Box::new(m20261207_000101_redirect_options::Migration),
+            Box::new(m20261207_000102_link_expiry::Migration),
         ]
     }
 }

@@ -12,11 +12,10 @@ pub struct Migration;
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         // One column per statement: SQLite alters one thing at a time.
-        for column in [
+        for mut column in [
             small_integer_null("redirect_status"),
             string_len_null("cache_control", 255),
         ] {
-            let mut column = column;
             manager
                 .alter_table(
                     Table::alter()

@@ -29,6 +29,15 @@ pub struct RedirectTarget {
     /// The redirect's `Cache-Control`, if the link has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_control: Option<String>,
+    /// Expiry, as Unix seconds: the link redirects before it, never from it on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// The redirects the link may serve (each one reserved before it answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_clicks: Option<i64>,
+    /// Where the expired link redirects (as a valid `Location`); without it, 410.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired_location: Option<String>,
 }
 
 impl RedirectTarget {
@@ -42,13 +51,17 @@ impl RedirectTarget {
                 .and_then(|s| u16::try_from(s).ok())
                 .filter(|s| *s != 302),
             cache_control: row.cache_control.clone(),
+            expires_at: row.expires_at.map(|t| t.and_utc().timestamp()),
+            max_clicks: row.max_clicks,
+            expired_location: row.expired_url.as_deref().map(to_location),
         }
     }
 
-    /// True when the redirect is the contract's plain 302 with no per-link option.
+    /// True when the link may expire (by time or clicks): every redirect must check it, so
+    /// it is never answered from a prepared response.
     #[must_use]
-    pub fn is_plain(&self) -> bool {
-        self.status.is_none() && self.cache_control.is_none()
+    pub fn may_expire(&self) -> bool {
+        self.expires_at.is_some() || self.max_clicks.is_some()
     }
 }
 

@@ -16,14 +16,14 @@ use entity::url;
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Request, Response};
 use poem_openapi::param::Path;
-use poem_openapi::payload::Html;
+use poem_openapi::payload::{Html, Json};
 use poem_openapi::{ApiResponse, OpenApi};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::urls::NOT_FOUND;
 use super::{Api, Tag, read_through};
 use crate::cache::CacheKey;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::html;
 use crate::short_code::ShortCode;
 use crate::state::AppState;
@@ -67,7 +67,15 @@ pub enum Redirect {
         #[oai(header = "X-Cache")] String,
         #[oai(header = "Cache-Control")] Option<String>,
     ),
+    /// The link expired (its `expires_at` passed or it served its `max_clicks`) and has no
+    /// `expired_url`: `{"error": "URL has expired"}`. With an `expired_url` the answer is a
+    /// 302 there instead. Neither is counted as a click.
+    #[oai(status = 410)]
+    Gone(Json<ErrorBody>),
 }
+
+/// The message of a 410.
+pub const EXPIRED: &str = "URL has expired";
 
 impl Redirect {
     /// The answer with the link's status (302 unless it names 301, 307 or 308).
@@ -98,8 +106,13 @@ struct Prepared {
 }
 
 impl Prepared {
+    /// `None` also for a link that may expire: each of its redirects takes the full path,
+    /// which checks the time and reserves a click.
     fn decode(payload: &str, templates: &tera::Tera) -> Option<Self> {
         let target: RedirectTarget = serde_json::from_str(payload).ok()?;
+        if target.may_expire() {
+            return None;
+        }
         let status = match target.status {
             Some(code) => StatusCode::from_u16(code).ok()?,
             None => StatusCode::FOUND,
@@ -211,6 +224,42 @@ fn header_text(req: &Request, name: &str) -> Option<String> {
         .map(|s| s.chars().take(1024).collect())
 }
 
+/// The answer of an expired link, or `None` while it lives: before `expires_at`, and for a
+/// link with `max_clicks` only once this redirect has reserved one of its clicks (atomically
+/// across instances; a store that cannot answer refuses with 503 rather than over-serve).
+async fn expired(
+    state: &AppState,
+    target: &RedirectTarget,
+    cache: &str,
+) -> ApiResult<Option<Redirect>> {
+    let now = chrono::Utc::now().timestamp();
+    let live = match (target.expires_at, target.max_clicks) {
+        (Some(at), _) if now >= at => false,
+        (_, Some(max)) => state
+            .click_limits
+            .reserve(target.id, max)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, url.id = target.id, "click limit unavailable");
+                ApiError::unavailable("Click limit unavailable; try again")
+            })?,
+        _ => true,
+    };
+    if live {
+        return Ok(None);
+    }
+    Ok(Some(match &target.expired_location {
+        Some(location) => {
+            let body = html::redirect_body(&state.templates, location)
+                .map_err(|e| ApiError::internal(&e))?;
+            Redirect::Found(Html(body), location.clone(), cache.to_owned(), None)
+        }
+        None => Redirect::Gone(Json(ErrorBody {
+            error: EXPIRED.to_owned(),
+        })),
+    }))
+}
+
 async fn redirect(state: &AppState, raw: &str, req: &Request) -> ApiResult<Redirect> {
     let code = ShortCode::parse(raw).ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
     let (target, cache) = read_through(
@@ -227,6 +276,11 @@ async fn redirect(state: &AppState, raw: &str, req: &Request) -> ApiResult<Redir
     )
     .await?
     .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
+    if target.may_expire()
+        && let Some(answer) = expired(state, &target, cache).await?
+    {
+        return Ok(answer);
+    }
     state
         .clicks
         .record(click(state, target.id, code, req))

@@ -329,3 +329,183 @@ backend_test! {
         assert_eq!(follow(&app, &format!("/r/{code}")).await.0, 302);
     }
 }
+
+/// The link's `redirect` events once every recorded click is written.
+async fn redirects_recorded(app: &TestApp, id: &Value) -> i64 {
+    app.run_pending_jobs().await;
+    let (_, _, body) = parts(app.get(&format!("/urls/{id}/analytics")).await).await;
+    body["redirect_count"].as_i64().unwrap()
+}
+
+backend_test! {
+    async fn a_link_past_its_expiry_answers_410_or_its_expired_url(app) {
+        let past = create(&app, &json!({"original_url": "https://example.com/old", "expires_at": "2020-01-01T00:00:00Z"}), 201).await;
+        let (status, cache, body) = parts(app.get(&format!("/r/{}", past["short_code"].as_str().unwrap())).await).await;
+        assert_eq!((status, cache, body), (410, None, json!({"error": "URL has expired"})));
+        assert_eq!(redirects_recorded(&app, &past["id"]).await, 0, "a 410 is no click");
+
+        let fallback = create(&app, &json!({
+            "original_url": "https://example.com/old2",
+            "expires_at": "2020-01-01T02:00:00+02:00",
+            "expired_url": "https://example.com/sorry",
+        }), 201).await;
+        let (status, _, _, location) = follow(&app, &format!("/r/{}", fallback["short_code"].as_str().unwrap())).await;
+        assert_eq!((status, location.as_deref()), (302, Some("https://example.com/sorry")));
+        let (_, _, details) = parts(app.get(&format!("/urls/{}/details", fallback["id"])).await).await;
+        assert_eq!(details["expires_at"], "2020-01-01T00:00:00", "stored in UTC");
+        assert_eq!(details["expired_url"], "https://example.com/sorry");
+
+        let future = create(&app, &json!({"original_url": "https://example.com/new", "expires_at": "2999-01-01T00:00:00+02:00"}), 201).await;
+        let code = future["short_code"].as_str().unwrap();
+        assert_eq!(follow(&app, &format!("/r/{code}")).await.0, 302);
+        let (status, _, cache, _) = follow(&app, &format!("/r/{code}")).await;
+        assert_eq!((status, cache.as_deref()), (302, Some("HIT")));
+        // Expiring a cached link takes effect at once.
+        let (status, _, _) = parts(app.request(Method::PATCH, &format!("/urls/{}/details", future["id"]), Some(&json!({"expires_at": "2021-06-01T00:00:00Z"}))).await).await;
+        assert_eq!(status, 200);
+        assert_eq!(follow(&app, &format!("/r/{code}")).await.0, 410);
+        assert_eq!(follow(&app, &format!("/urls/short/{code}")).await.0, 410);
+        // null: never expires again.
+        parts(app.request(Method::PATCH, &format!("/urls/{}/details", future["id"]), Some(&json!({"expires_at": null}))).await).await;
+        assert_eq!(follow(&app, &format!("/r/{code}")).await.0, 302);
+        assert_eq!(redirects_recorded(&app, &future["id"]).await, 3);
+    }
+}
+
+backend_test! {
+    async fn a_cached_redirect_stops_when_its_expiry_time_passes(app) {
+        let at = chrono::Utc::now() + chrono::Duration::seconds(2);
+        let url = create(&app, &json!({"original_url": "https://example.com/soon", "expires_at": at.to_rfc3339()}), 201).await;
+        let code = url["short_code"].as_str().unwrap();
+        assert_eq!(follow(&app, &format!("/r/{code}")).await.0, 302);
+        let (status, _, cache, _) = follow(&app, &format!("/r/{code}")).await;
+        assert_eq!((status, cache.as_deref()), (302, Some("HIT")));
+        // Waiting for the clock, not for background work: the entry is still cached after.
+        let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default() + std::time::Duration::from_millis(1100);
+        tokio::time::sleep(wait).await;
+        assert_eq!(follow(&app, &format!("/r/{code}")).await.0, 410);
+    }
+}
+
+backend_test! {
+    async fn max_clicks_is_exact_under_parallel_load(app) {
+        const MAX: usize = 100;
+        const TASKS: usize = 50;
+        const PER_TASK: usize = 6;
+        let url = create(&app, &json!({"original_url": "https://example.com/limited", "max_clicks": MAX}), 201).await;
+        let code = url["short_code"].as_str().unwrap().to_owned();
+        // With PostgreSQL + Redis, half the load goes to a second api instance.
+        let sibling = match app.backend {
+            crate::helpers::Backend::Postgres => Some(app.spawn_sibling().await),
+            crate::helpers::Backend::Sqlite => None,
+        };
+        let bases: Vec<String> = std::iter::once(app.address.clone())
+            .chain(sibling.as_ref().map(|s| s.address.clone()))
+            .collect();
+        let client = crate::helpers::http_client();
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|t| {
+                let (client, code) = (client.clone(), code.clone());
+                let base = bases[t % bases.len()].clone();
+                tokio::spawn(async move {
+                    let mut statuses = Vec::new();
+                    for _ in 0..PER_TASK {
+                        let resp = client.get(format!("{base}/r/{code}")).send().await.unwrap();
+                        statuses.push(resp.status().as_u16());
+                    }
+                    statuses
+                })
+            })
+            .collect();
+        let (mut found, mut gone) = (0, 0);
+        for task in tasks {
+            for status in task.await.unwrap() {
+                match status {
+                    302 => found += 1,
+                    410 => gone += 1,
+                    other => panic!("unexpected status {other}"),
+                }
+            }
+        }
+        assert_eq!(found, MAX);
+        assert_eq!(gone, TASKS * PER_TASK - MAX);
+        if let Some(sibling) = &sibling {
+            sibling.run_pending_jobs().await;
+        }
+        assert_eq!(redirects_recorded(&app, &url["id"]).await, MAX as i64);
+    }
+}
+
+backend_test! {
+    async fn max_clicks_falls_back_to_expired_url_and_can_be_raised(app) {
+        let url = create(&app, &json!({"original_url": "https://example.com/two", "max_clicks": 2, "expired_url": "https://example.com/over"}), 201).await;
+        let (id, code) = (url["id"].clone(), url["short_code"].as_str().unwrap().to_owned());
+        let path = format!("/r/{code}");
+        for expected in ["https://example.com/two", "https://example.com/two", "https://example.com/over", "https://example.com/over"] {
+            let (status, _, _, got) = follow(&app, &path).await;
+            assert_eq!((status, got.as_deref()), (302, Some(expected)));
+        }
+        // Raising the limit lets the link serve the difference (refused redirects did not count).
+        let (status, _, details) = parts(app.request(Method::PATCH, &format!("/urls/{id}/details"), Some(&json!({"max_clicks": 3}))).await).await;
+        assert_eq!((status, &details["max_clicks"]), (200, &json!(3)));
+        assert_eq!(follow(&app, &path).await.3.as_deref(), Some("https://example.com/two"));
+        assert_eq!(follow(&app, &path).await.3.as_deref(), Some("https://example.com/over"));
+        // Without a limit it serves again; without expired_url an exhausted link is 410.
+        parts(app.request(Method::PATCH, &format!("/urls/{id}/details"), Some(&json!({"max_clicks": 3, "expired_url": null}))).await).await;
+        assert_eq!(follow(&app, &path).await.0, 410);
+        parts(app.request(Method::PATCH, &format!("/urls/{id}/details"), Some(&json!({"max_clicks": null}))).await).await;
+        assert_eq!(follow(&app, &path).await.0, 302);
+        assert_eq!(redirects_recorded(&app, &id).await, 4);
+    }
+}
+
+backend_test! {
+    async fn a_restarted_api_does_not_hand_out_served_clicks_again(app) {
+        let url = create(&app, &json!({"original_url": "https://example.com/three", "max_clicks": 3}), 201).await;
+        let path = format!("/r/{}", url["short_code"].as_str().unwrap());
+        assert_eq!(follow(&app, &path).await.0, 302);
+        assert_eq!(follow(&app, &path).await.0, 302);
+        app.run_pending_jobs().await;
+        // The process stops and a new one starts on the same storage: the in-process count
+        // starts again from the events, the Redis count was kept.
+        let (backend, storage) = (app.backend, app.storage.clone());
+        drop(app);
+        let restarted = TestApp::spawn_on(backend, storage, |_| {}).await;
+        assert_eq!(follow(&restarted, &path).await.0, 302);
+        assert_eq!(follow(&restarted, &path).await.0, 410);
+        if let Some(redis_url) = &restarted.storage.redis_url {
+            // Redis lost the count (flushed, restarted): it starts again from the events.
+            restarted.run_pending_jobs().await;
+            let key = format!("{}:clicklimit:{}", restarted.storage.cache_prefix, url["id"]);
+            let mut conn = redis::Client::open(redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+            let deleted: i64 = redis::cmd("DEL").arg(&key).query_async(&mut conn).await.unwrap();
+            assert_eq!(deleted, 1, "{key}");
+            assert_eq!(follow(&restarted, &path).await.0, 410);
+        }
+    }
+}
+
+backend_test! {
+    async fn invalid_expiry_options_are_400(app) {
+        let at = "Field 'expires_at' must be an RFC 3339 date-time (e.g. 2026-12-31T23:59:59Z)";
+        for bad in [json!("tomorrow"), json!("2026-12-31T23:59:59"), json!("2026-13-01T00:00:00Z"), json!("")] {
+            refused(&app, &json!({"original_url": "https://example.com/x", "expires_at": bad}), 400, at).await;
+        }
+        refused(&app, &json!({"original_url": "https://example.com/x", "expires_at": 1_700_000_000}), 400,
+            "Field 'expires_at' must be a string").await;
+        let max = "Field 'max_clicks' must be an integer of at least 1";
+        for bad in [json!(0), json!(-5), json!("5"), json!(true), json!(1.5), json!(99999999999999999999u128)] {
+            refused(&app, &json!({"original_url": "https://example.com/x", "max_clicks": bad}), 400, max).await;
+        }
+        for (bad, message) in [
+            (json!("ftp://example.com/x"), "Field 'expired_url' must be a valid http or https URL".to_owned()),
+            (json!("javascript:alert(1)"), "Field 'expired_url' must be a valid http or https URL".to_owned()),
+            (json!(42), "Field 'expired_url' must be a string".to_owned()),
+            (json!(format!("https://example.com/{}", "a".repeat(2048))), "Field 'expired_url' must not exceed 2048 characters".to_owned()),
+        ] {
+            refused(&app, &json!({"original_url": "https://example.com/x", "expired_url": bad}), 400, &message).await;
+        }
+        let (_, _, list) = parts(app.get("/urls").await).await;
+        assert_eq!(list, json!([]));
+    }
+}

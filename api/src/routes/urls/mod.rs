@@ -308,6 +308,7 @@ impl UrlsApi {
         if deleted.rows_affected == 0 {
             return Err(ApiError::not_found(NOT_FOUND));
         }
+        self.0.click_limits.forget(id).await;
         self.0
             .cache
             .invalidate(Invalidation::link(id, &existing.short_code))

@@ -4,12 +4,18 @@
 //! error. In a body, an absent option is "unchanged" (on create: the default) and `null` is
 //! "back to the default".
 
+use chrono::{NaiveDateTime, Timelike};
 use entity::url;
 use sea_orm::ActiveValue::Set;
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
+use crate::fields::char_len;
 use crate::short_code::{AliasError, ShortCode};
+use crate::target_url::TargetUrl;
+
+/// Longest target (the contract's `original_url` limit).
+const MAX_URL: usize = 2048;
 
 /// Redirect statuses a link may answer with.
 pub const REDIRECT_STATUSES: [i16; 4] = [301, 302, 307, 308];
@@ -55,10 +61,19 @@ impl<T> Change<T> {
 pub struct OptionPatch {
     pub redirect_status: Change<i16>,
     pub cache_control: Change<String>,
+    pub expires_at: Change<NaiveDateTime>,
+    pub max_clicks: Change<i64>,
+    pub expired_url: Change<String>,
 }
 
 /// The keys [`OptionPatch::parse`] reads, in the order it checks them.
-pub const PATCH_KEYS: [&str; 2] = ["redirect_status", "cache_control"];
+pub const PATCH_KEYS: [&str; 5] = [
+    "redirect_status",
+    "cache_control",
+    "expires_at",
+    "max_clicks",
+    "expired_url",
+];
 
 impl OptionPatch {
     /// Reads the changeable options of `obj` (other keys are the caller's business).
@@ -66,29 +81,48 @@ impl OptionPatch {
         Ok(Self {
             redirect_status: field(obj, "redirect_status", redirect_status)?,
             cache_control: field(obj, "cache_control", cache_control)?,
+            expires_at: field(obj, "expires_at", expires_at)?,
+            max_clicks: field(obj, "max_clicks", max_clicks)?,
+            expired_url: field(obj, "expired_url", expired_url)?,
         })
     }
 
     /// True when some option is given a non-default value.
     pub fn sets_anything(&self) -> bool {
-        self.redirect_status.is_value() || self.cache_control.is_value()
+        self.redirect_status.is_value()
+            || self.cache_control.is_value()
+            || self.expires_at.is_value()
+            || self.max_clicks.is_value()
+            || self.expired_url.is_value()
     }
 
     /// True when the body named no option at all.
     pub fn is_empty(&self) -> bool {
-        self.redirect_status.is_keep() && self.cache_control.is_keep()
+        self.redirect_status.is_keep()
+            && self.cache_control.is_keep()
+            && self.expires_at.is_keep()
+            && self.max_clicks.is_keep()
+            && self.expired_url.is_keep()
     }
 
     /// Writes the given options into `row`.
     pub fn apply(self, row: &mut url::ActiveModel) {
         self.redirect_status.write(&mut row.redirect_status);
         self.cache_control.write(&mut row.cache_control);
+        self.expires_at.write(&mut row.expires_at);
+        self.max_clicks.write(&mut row.max_clicks);
+        self.expired_url.write(&mut row.expired_url);
     }
 }
 
 /// True when `row` has any option (the contract's idempotent create skips such links).
 pub fn has_options(row: &url::Model) -> bool {
-    row.custom_code || row.redirect_status.is_some() || row.cache_control.is_some()
+    row.custom_code
+        || row.redirect_status.is_some()
+        || row.cache_control.is_some()
+        || row.expires_at.is_some()
+        || row.max_clicks.is_some()
+        || row.expired_url.is_some()
 }
 
 /// `obj[name]` read by `parse`.
@@ -132,6 +166,46 @@ fn cache_control(value: &Value) -> ApiResult<String> {
         )));
     }
     Ok(trimmed.to_owned())
+}
+
+fn expires_at(value: &Value) -> ApiResult<NaiveDateTime> {
+    let Value::String(raw) = value else {
+        return Err(ApiError::bad_request("Field 'expires_at' must be a string"));
+    };
+    chrono::DateTime::parse_from_rfc3339(raw.trim())
+        .map(|t| t.naive_utc())
+        .map(|t| t.with_nanosecond(0).unwrap_or(t))
+        .map_err(|_| {
+            ApiError::bad_request(
+                "Field 'expires_at' must be an RFC 3339 date-time (e.g. 2026-12-31T23:59:59Z)",
+            )
+        })
+}
+
+fn max_clicks(value: &Value) -> ApiResult<i64> {
+    value
+        .as_i64()
+        .filter(|n| *n >= 1 && !value.is_boolean())
+        .ok_or_else(|| ApiError::bad_request("Field 'max_clicks' must be an integer of at least 1"))
+}
+
+/// The same rules as `original_url`.
+fn expired_url(value: &Value) -> ApiResult<String> {
+    let Value::String(raw) = value else {
+        return Err(ApiError::bad_request(
+            "Field 'expired_url' must be a string",
+        ));
+    };
+    let trimmed = raw.trim();
+    let target = TargetUrl::parse(trimmed).ok_or_else(|| {
+        ApiError::bad_request("Field 'expired_url' must be a valid http or https URL")
+    })?;
+    if char_len(trimmed) > MAX_URL {
+        return Err(ApiError::bad_request(format!(
+            "Field 'expired_url' must not exceed {MAX_URL} characters"
+        )));
+    }
+    Ok(target.into_string())
 }
 
 /// The options of a create request, validated.
