@@ -79,15 +79,27 @@ pub struct LinkDetails {
     pub max_clicks: Option<i64>,
     /// Where an expired link redirects (302); null: it answers 410.
     pub expired_url: Option<String>,
+    /// The link's tags, sorted (`GET /urls?tag=` filters on them).
+    pub tags: Vec<String>,
+    /// UTM parameters the redirect adds to the target's query string (null: not added).
+    pub utm_source: Option<String>,
+    /// See `utm_source`.
+    pub utm_medium: Option<String>,
+    /// See `utm_source`.
+    pub utm_campaign: Option<String>,
+    /// See `utm_source`.
+    pub utm_term: Option<String>,
+    /// See `utm_source`.
+    pub utm_content: Option<String>,
 }
 
 /// The status a redirect answers with when the link names none.
 pub const DEFAULT_REDIRECT_STATUS: u16 = 302;
 
 impl LinkDetails {
-    /// The details stored in the link's own row.
+    /// The details of link `m` with its `tags`.
     #[must_use]
-    pub fn of(m: &UrlModel) -> Self {
+    pub fn of(m: &UrlModel, tags: Vec<String>) -> Self {
         Self {
             custom_code: m.custom_code,
             redirect_status: m
@@ -98,6 +110,12 @@ impl LinkDetails {
             expires_at: m.expires_at.map(ts),
             max_clicks: m.max_clicks,
             expired_url: m.expired_url.clone(),
+            tags,
+            utm_source: m.utm_source.clone(),
+            utm_medium: m.utm_medium.clone(),
+            utm_campaign: m.utm_campaign.clone(),
+            utm_term: m.utm_term.clone(),
+            utm_content: m.utm_content.clone(),
         }
     }
 }
@@ -120,6 +138,21 @@ pub struct LinkOptionsUpdate {
     pub max_clicks: Option<i64>,
     /// Where the expired link redirects (302), with `original_url`'s rules (null: 410).
     pub expired_url: Option<String>,
+    /// The tags, replacing the old ones: 0 to 20 tags, each trimmed, 1 to 64 characters without commas or control
+    /// characters; duplicates count once (null or `[]`: none).
+    pub tags: Option<Vec<String>>,
+    /// UTM parameters (each trimmed, 1 to 255 characters): the redirect appends them to
+    /// the target's query string with the `url` crate, after its own parameters (a parameter
+    /// of the same name in the target is replaced) (null: not added).
+    pub utm_source: Option<String>,
+    /// See `utm_source`.
+    pub utm_medium: Option<String>,
+    /// See `utm_source`.
+    pub utm_campaign: Option<String>,
+    /// See `utm_source`.
+    pub utm_term: Option<String>,
+    /// See `utm_source`.
+    pub utm_content: Option<String>,
 }
 
 impl From<UrlModel> for Url {
@@ -210,6 +243,21 @@ pub struct UrlInput {
     pub max_clicks: Option<i64>,
     /// Optional target for visitors of the expired link (302), with `original_url`'s rules.
     pub expired_url: Option<String>,
+    /// Optional tags: 0 to 20 tags, each trimmed, 1 to 64 characters without commas or control
+    /// characters; duplicates count once.
+    pub tags: Option<Vec<String>>,
+    /// UTM parameters, optional (each trimmed, 1 to 255 characters): the redirect appends them to
+    /// the target's query string with the `url` crate, after its own parameters (a parameter
+    /// of the same name in the target is replaced).
+    pub utm_source: Option<String>,
+    /// See `utm_source`.
+    pub utm_medium: Option<String>,
+    /// See `utm_source`.
+    pub utm_campaign: Option<String>,
+    /// See `utm_source`.
+    pub utm_term: Option<String>,
+    /// See `utm_source`.
+    pub utm_content: Option<String>,
 }
 
 /// Request body of `PUT /urls/<id>`: only these two fields may be given.

@@ -21,6 +21,7 @@ fn query_schema(path: &str, name: &str) -> Option<Value> {
         (_, "from" | "to") => json!({"type": "string", "format": "date-time"}),
         ("/debug/slow", "seconds") => json!({"type": "number", "minimum": 0, "maximum": 60}),
         (_, "expand") => json!({"type": "string", "enum": ["details"]}),
+        ("/urls", "tag_mode") => json!({"type": "string", "enum": ["any", "all"]}),
         _ => return None,
     })
 }

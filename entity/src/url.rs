@@ -32,6 +32,12 @@ pub struct Model {
     pub max_clicks: Option<i64>,
     /// Where an expired link redirects; NULL answers 410.
     pub expired_url: Option<String>,
+    /// UTM parameters the redirect adds to the target's query string (NULL: not added).
+    pub utm_source: Option<String>,
+    pub utm_medium: Option<String>,
+    pub utm_campaign: Option<String>,
+    pub utm_term: Option<String>,
+    pub utm_content: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,7 @@ mod m20261205_000007_event_indexes;
 mod m20261207_000100_link_options;
 mod m20261207_000101_redirect_options;
 mod m20261207_000102_link_expiry;
+mod m20261207_000103_tags_utm;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000100_link_options::Migration),
             Box::new(m20261207_000101_redirect_options::Migration),
             Box::new(m20261207_000102_link_expiry::Migration),
+            Box::new(m20261207_000103_tags_utm::Migration),
         ]
     }
 }

@@ -15,10 +15,25 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{Cache, CacheKey};
-use domain::to_location;
+use domain::{to_location, with_query_params};
+
+/// The link's UTM parameters, in the usual order.
+fn utm(row: &url::Model) -> Vec<(&'static str, &str)> {
+    [
+        ("utm_source", &row.utm_source),
+        ("utm_medium", &row.utm_medium),
+        ("utm_campaign", &row.utm_campaign),
+        ("utm_term", &row.utm_term),
+        ("utm_content", &row.utm_content),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
+    .collect()
+}
 
 /// What the redirect cache holds for an active code. The link options are left out of the
-/// payload when they are the defaults, so a plain link's entry is what it always was.
+/// payload when they are the defaults, so a plain link's entry is what it always was. The
+/// `location` carries the link's UTM parameters.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RedirectTarget {
     pub id: i64,
@@ -45,7 +60,7 @@ impl RedirectTarget {
     pub fn of(row: &url::Model) -> Self {
         Self {
             id: row.id,
-            location: to_location(&row.original_url),
+            location: with_query_params(&to_location(&row.original_url), &utm(row)),
             status: row
                 .redirect_status
                 .and_then(|s| u16::try_from(s).ok())

@@ -509,3 +509,138 @@ backend_test! {
         assert_eq!(list, json!([]));
     }
 }
+
+/// The ids of `GET path` (asserting 200).
+async fn ids(app: &TestApp, path: &str) -> Vec<i64> {
+    let (status, _, list) = parts(app.get(path).await).await;
+    assert_eq!(status, 200, "{path}: {list}");
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            assert_eq!(keys(u), contract_keys(), "{path}");
+            u["id"].as_i64().unwrap()
+        })
+        .collect()
+}
+
+backend_test! {
+    async fn tags_are_set_on_create_and_filter_the_list(app) {
+        let mut made = Vec::new();
+        for (n, tags) in [json!(["red", "blue"]), json!(["blue", "blue"]), json!(["green", " red "]), Value::Null].into_iter().enumerate() {
+            let url = create(&app, &json!({"original_url": format!("https://example.com/t/{n}"), "tags": tags}), 201).await;
+            assert_eq!(keys(&url), contract_keys());
+            made.push(url["id"].as_i64().unwrap());
+        }
+        let [a, b, c, d] = made[..] else { unreachable!() };
+        let (_, _, details) = parts(app.get(&format!("/urls/{a}/details")).await).await;
+        assert_eq!(details["tags"], json!(["blue", "red"]));
+        let (_, _, details) = parts(app.get(&format!("/urls/{b}/details")).await).await;
+        assert_eq!(details["tags"], json!(["blue"]), "duplicates count once");
+        let (_, _, details) = parts(app.get(&format!("/urls/{d}/details")).await).await;
+        assert_eq!(details["tags"], json!([]));
+
+        assert_eq!(ids(&app, "/urls?tag=red").await, vec![a, c]);
+        let (_, cache, _) = parts(app.get("/urls?tag=red").await).await;
+        assert_eq!(cache.as_deref(), Some("HIT"));
+        // The cache key covers the tags: another tag is another list.
+        assert_eq!(ids(&app, "/urls?tag=blue").await, vec![a, b]);
+        assert_eq!(ids(&app, "/urls?tag=red,blue").await, vec![a, b, c]);
+        assert_eq!(ids(&app, "/urls?tag=red&tag=blue&tag_mode=any").await, vec![a, b, c]);
+        assert_eq!(ids(&app, "/urls?tag=red&tag=blue&tag_mode=all").await, vec![a]);
+        assert_eq!(ids(&app, "/urls?tag=red,green&tag_mode=ALL").await, vec![c]);
+        assert_eq!(ids(&app, "/urls?tag=red,%20,blue&tag_mode=all").await, vec![a]);
+        assert_eq!(ids(&app, "/urls?tag=nope").await, Vec::<i64>::new());
+        assert_eq!(ids(&app, "/urls?tag=").await, vec![a, b, c, d], "no tag: no filter");
+        assert_eq!(ids(&app, "/urls?tag=blue&limit=1").await, vec![a]);
+        let (status, _, body) = parts(app.get("/urls?tag=red&tag_mode=some").await).await;
+        assert_eq!((status, body), (400, json!({"error": "Query parameter 'tag_mode' must be any or all"})));
+        let (_, _, expanded) = parts(app.get("/urls?tag=green&expand=details").await).await;
+        assert_eq!(expanded[0]["details"]["tags"], json!(["green", "red"]));
+
+        // Changing the tags changes the lists at once.
+        let (status, _, details) = parts(app.request(Method::PATCH, &format!("/urls/{a}/details"), Some(&json!({"tags": ["green"]}))).await).await;
+        assert_eq!((status, &details["tags"]), (200, &json!(["green"])));
+        assert_eq!(ids(&app, "/urls?tag=red").await, vec![c]);
+        assert_eq!(ids(&app, "/urls?tag=green").await, vec![a, c]);
+        parts(app.request(Method::PATCH, &format!("/urls/{a}/details"), Some(&json!({"tags": null}))).await).await;
+        assert_eq!(ids(&app, "/urls?tag=green").await, vec![c]);
+        // A deleted link's tags go with it.
+        assert_eq!(app.delete(&format!("/urls/{c}")).await.status(), 204);
+        assert_eq!(ids(&app, "/urls?tag=green,red").await, Vec::<i64>::new());
+    }
+}
+
+backend_test! {
+    async fn invalid_tags_are_400(app) {
+        let list = "Field 'tags' must be a list of strings";
+        let item = "Field 'tags' items must be 1 to 64 characters without commas or control characters";
+        let many: Vec<String> = (0..21).map(|i| format!("t{i}")).collect();
+        for (bad, message) in [
+            (json!("red"), list),
+            (json!([1]), list),
+            (json!(["ok", null]), list),
+            (json!({"a": 1}), list),
+            (json!([""]), item),
+            (json!(["  "]), item),
+            (json!(["a,b"]), item),
+            (json!(["a\u{7}b"]), item),
+            (json!(["x".repeat(65)]), item),
+            (json!(many), "Field 'tags' must hold at most 20 tags"),
+        ] {
+            refused(&app, &json!({"original_url": "https://example.com/x", "tags": bad}), 400, message).await;
+        }
+        let twenty: Vec<String> = (0..20).map(|i| format!("t{i}")).collect();
+        create(&app, &json!({"original_url": "https://example.com/x", "tags": twenty}), 201).await;
+        create(&app, &json!({"original_url": "https://example.com/y", "tags": ["x".repeat(64)]}), 201).await;
+    }
+}
+
+backend_test! {
+    async fn utm_parameters_are_added_to_the_redirect(app) {
+        let plain = app.create_url("https://example.com/p?a=1#top").await;
+        assert_eq!(follow(&app, &format!("/r/{}", plain["short_code"].as_str().unwrap())).await.3.as_deref(), Some("https://example.com/p?a=1#top"));
+
+        let url = create(&app, &json!({
+            "original_url": "https://example.com/p?a=1#top",
+            "utm_source": " news letter ",
+            "utm_medium": "e&mail",
+            "utm_campaign": "winter",
+        }), 201).await;
+        assert_eq!(keys(&url), contract_keys());
+        assert_eq!(url["original_url"], "https://example.com/p?a=1#top", "the target is stored as sent");
+        let (id, code) = (url["id"].clone(), url["short_code"].as_str().unwrap().to_owned());
+        let expected = "https://example.com/p?a=1&utm_source=news+letter&utm_medium=e%26mail&utm_campaign=winter#top";
+        for path in [format!("/r/{code}"), format!("/r/{code}"), format!("/urls/short/{code}")] {
+            assert_eq!(follow(&app, &path).await.3.as_deref(), Some(expected), "{path}");
+        }
+        let (_, _, details) = parts(app.get(&format!("/urls/{id}/details")).await).await;
+        assert_eq!(
+            (&details["utm_source"], &details["utm_medium"], &details["utm_campaign"], &details["utm_term"], &details["utm_content"]),
+            (&json!("news letter"), &json!("e&mail"), &json!("winter"), &Value::Null, &Value::Null)
+        );
+        // The HTML body links to the same target.
+        let body = app.get(&format!("/r/{code}")).await.text().await.unwrap();
+        assert!(body.contains("utm_campaign=winter"), "{body}");
+
+        let (status, _, _) = parts(app.request(Method::PATCH, &format!("/urls/{id}/details"), Some(&json!({"utm_campaign": null, "utm_term": "shoes", "utm_content": "banner"}))).await).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            follow(&app, &format!("/r/{code}")).await.3.as_deref(),
+            Some("https://example.com/p?a=1&utm_source=news+letter&utm_medium=e%26mail&utm_term=shoes&utm_content=banner#top")
+        );
+
+        // A parameter of the same name in the target gives way to the link's.
+        let replaced = create(&app, &json!({"original_url": "https://example.com/q?utm_source=old&b=2", "utm_source": "new"}), 201).await;
+        assert_eq!(
+            follow(&app, &format!("/r/{}", replaced["short_code"].as_str().unwrap())).await.3.as_deref(),
+            Some("https://example.com/q?b=2&utm_source=new")
+        );
+
+        refused(&app, &json!({"original_url": "https://example.com/x", "utm_source": 5}), 400, "Field 'utm_source' must be a string").await;
+        let shape = "Field 'utm_content' must be 1 to 255 characters without control characters";
+        for bad in [json!(""), json!("a\nb"), json!("x".repeat(256))] {
+            refused(&app, &json!({"original_url": "https://example.com/x", "utm_content": bad}), 400, shape).await;
+        }
+    }
+}

@@ -8,7 +8,8 @@ use sea_orm::{
 };
 use serde_json::{Map, Value};
 
-use super::options::{CreateOptions, code_taken};
+use super::options::{Change, CreateOptions, code_taken};
+use super::tags::replace_tags;
 use super::url_hash;
 use crate::cache::Invalidation;
 use crate::error::{ApiError, ApiResult};
@@ -167,7 +168,7 @@ pub async fn create_url(state: &AppState, body: Option<&Value>) -> ApiResult<(ur
         has_options: Set(!plain),
         ..Default::default()
     };
-    new.options.patch.apply(&mut fresh);
+    let tags = new.options.patch.apply(&mut fresh);
     let inserted = fresh.insert(&txn).await;
     let row = match (inserted, &custom) {
         // Taken since the check above (by a concurrent create): still a 409.
@@ -175,6 +176,9 @@ pub async fn create_url(state: &AppState, body: Option<&Value>) -> ApiResult<(ur
         (inserted, Some(_)) => inserted?,
         (inserted, None) => assign_code(state, &txn, inserted?).await?,
     };
+    if let Change::To(tags) = &tags {
+        replace_tags(&txn, row.id, tags).await?;
+    }
     event::ActiveModel {
         url_id: Set(Some(row.id)),
         user_id: Set(row.user_id),

@@ -4,10 +4,11 @@
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, TryIntoModel};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, TransactionTrait, TryIntoModel};
 
 use super::create::after_link_write;
-use super::options::{OptionPatch, PATCH_KEYS, has_options};
+use super::options::{Change, OptionPatch, PATCH_KEYS, has_options};
+use super::tags::{replace_tags, tags_of};
 use super::{NOT_FOUND, find};
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
@@ -33,7 +34,11 @@ impl DetailsApi {
     async fn get_details(&self, id: Path<String>) -> ApiResult<DetailsRead> {
         let id = path_id(&id, NOT_FOUND)?;
         let row = find(&self.0, id).await?;
-        Ok(DetailsRead::Ok(Json(LinkDetails::of(&row))))
+        let tags = tags_of(&self.0.db, &[id])
+            .await?
+            .remove(&id)
+            .unwrap_or_default();
+        Ok(DetailsRead::Ok(Json(LinkDetails::of(&row, tags))))
     }
 
     /// Change a link's options
@@ -65,19 +70,32 @@ impl DetailsApi {
             )));
         }
         let patch = OptionPatch::parse(obj)?;
+        let old_tags = tags_of(&self.0.db, &[id])
+            .await?
+            .remove(&id)
+            .unwrap_or_default();
         if patch.is_empty() {
-            return Ok(DetailsRead::Ok(Json(LinkDetails::of(&existing))));
+            return Ok(DetailsRead::Ok(Json(LinkDetails::of(&existing, old_tags))));
         }
         let mut active: entity::url::ActiveModel = existing.clone().into();
-        patch.apply(&mut active);
+        let tags = match patch.apply(&mut active) {
+            Change::Keep => old_tags.clone(),
+            Change::Reset => Vec::new(),
+            Change::To(tags) => tags,
+        };
         let preview = active.clone().try_into_model()?;
-        if preview == existing {
-            return Ok(DetailsRead::Ok(Json(LinkDetails::of(&existing))));
+        if preview == existing && tags == old_tags {
+            return Ok(DetailsRead::Ok(Json(LinkDetails::of(&existing, old_tags))));
         }
-        active.has_options = Set(has_options(&preview));
+        active.has_options = Set(has_options(&preview, !tags.is_empty()));
         active.updated_at = Set(now());
-        let row = active.update(&self.0.db).await?;
+        let txn = self.0.db.begin().await?;
+        let row = active.update(&txn).await?;
+        if tags != old_tags {
+            replace_tags(&txn, id, &tags).await?;
+        }
+        txn.commit().await?;
         after_link_write(&self.0, &row).await;
-        Ok(DetailsRead::Ok(Json(LinkDetails::of(&row))))
+        Ok(DetailsRead::Ok(Json(LinkDetails::of(&row, tags))))
     }
 }

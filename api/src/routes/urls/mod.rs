@@ -7,8 +7,9 @@
 mod create;
 pub mod details;
 mod options;
+mod tags;
 
-use entity::{event, url};
+use entity::{event, url, url_tag};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
@@ -27,6 +28,7 @@ use crate::fields::{IntParam, parse_int_param};
 use crate::models::{LinkDetails, Url, UrlInput, UrlUpdate, now};
 use crate::state::AppState;
 use create::{after_link_write, title_value};
+use tags::TagFilter;
 
 pub use create::create_url;
 
@@ -87,13 +89,27 @@ fn expand_details(raw: Option<&str>) -> ApiResult<bool> {
     }
 }
 
-/// The API's `Url` of `row`, with its `details` when asked for.
-fn with_details(row: url::Model, expand: bool) -> Url {
-    let details = expand.then(|| LinkDetails::of(&row));
-    Url {
-        details,
-        ..Url::from(row)
+/// The API's `Url`s of `rows`, with their `details` when asked for (tags in one query).
+async fn with_details(
+    db: &impl sea_orm::ConnectionTrait,
+    rows: Vec<url::Model>,
+    expand: bool,
+) -> ApiResult<Vec<Url>> {
+    if !expand {
+        return Ok(rows.into_iter().map(Url::from).collect());
     }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut tags = tags::tags_of(db, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let details = LinkDetails::of(&row, tags.remove(&row.id).unwrap_or_default());
+            Url {
+                details: Some(details),
+                ..Url::from(row)
+            }
+        })
+        .collect())
 }
 
 #[OpenApi(tag = "Tag::Urls")]
@@ -120,8 +136,10 @@ impl UrlsApi {
     /// List links
     ///
     /// Ordered by id. Filters: `user_id` (integer), `is_active` (`true`/`false`), `limit`
-    /// (default 100, clamped to 1..500; a non-integer means 100). `expand=details` adds each
-    /// link's `details` object (its options); any other `expand` is a 400.
+    /// (default 100, clamped to 1..500; a non-integer means 100), `tag` (repeated and/or
+    /// comma-separated: `tag=a&tag=b` or `tag=a,b`) with `tag_mode` `any` (the default: links
+    /// with at least one of the tags) or `all` (links with every one). `expand=details` adds
+    /// each link's `details` object (its options); any other `expand` is a 400.
     #[oai(path = "/urls", method = "get")]
     async fn list(
         &self,
@@ -129,9 +147,12 @@ impl UrlsApi {
         is_active: Query<Option<String>>,
         limit: Query<Option<String>>,
         expand: Query<Option<String>>,
+        tag: Query<Option<Vec<String>>>,
+        tag_mode: Query<Option<String>>,
     ) -> ApiResult<UrlListRead> {
         let user_id = query_int("user_id", user_id.0.as_deref())?;
         let expand = expand_details(expand.0.as_deref())?;
+        let tags = TagFilter::parse(tag.0.as_deref(), tag_mode.0.as_deref())?;
         let is_active = match is_active
             .0
             .as_deref()
@@ -167,11 +188,14 @@ impl UrlsApi {
             user_id,
             is_active,
             limit,
-            extra: if expand {
-                "details".to_owned()
-            } else {
-                String::new()
-            },
+            extra: [
+                tags.as_ref().map(TagFilter::key),
+                expand.then(|| "details".to_owned()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(";"),
         };
         let db = &self.0.db;
         let (urls, status) = read_through(&self.0, key, || async move {
@@ -184,12 +208,11 @@ impl UrlsApi {
             if let Some(active) = is_active {
                 query = query.filter(url::Column::IsActive.eq(active));
             }
+            if let Some(tags) = &tags {
+                query = query.filter(tags.condition());
+            }
             let rows = query.all(db).await?;
-            Ok(Some(
-                rows.into_iter()
-                    .map(|row| with_details(row, expand))
-                    .collect::<Vec<_>>(),
-            ))
+            Ok(Some(with_details(db, rows, expand).await?))
         })
         .await?
         .unwrap_or_default();
@@ -210,10 +233,10 @@ impl UrlsApi {
             CacheKey::Url(id)
         };
         let (url, status) = read_through(state, key, || async move {
-            Ok(url::Entity::find_by_id(id)
-                .one(&state.db)
-                .await?
-                .map(|row| with_details(row, expand)))
+            let Some(row) = url::Entity::find_by_id(id).one(&state.db).await? else {
+                return Ok(None);
+            };
+            Ok(with_details(&state.db, vec![row], expand).await?.pop())
         })
         .await?
         .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
@@ -299,6 +322,10 @@ impl UrlsApi {
         let txn = self.0.db.begin().await?;
         event::Entity::delete_many()
             .filter(event::Column::UrlId.eq(id))
+            .exec(&txn)
+            .await?;
+        url_tag::Entity::delete_many()
+            .filter(url_tag::Column::UrlId.eq(id))
             .exec(&txn)
             .await?;
         let deleted = url::Entity::delete_by_id(id).exec(&txn).await?;

@@ -9,6 +9,7 @@ use entity::url;
 use sea_orm::ActiveValue::Set;
 use serde_json::{Map, Value};
 
+use super::tags;
 use crate::error::{ApiError, ApiResult};
 use crate::fields::char_len;
 use crate::short_code::{AliasError, ShortCode};
@@ -64,16 +65,38 @@ pub struct OptionPatch {
     pub expires_at: Change<NaiveDateTime>,
     pub max_clicks: Change<i64>,
     pub expired_url: Change<String>,
+    /// The UTM parameters, in [`UTM`] order.
+    pub utm: [Change<String>; 5],
+    /// The tags (`null`: none); written to `url_tags` by [`super::tags::replace_tags`].
+    pub tags: Change<Vec<String>>,
 }
 
+/// The UTM parameters a link may carry.
+pub const UTM: [&str; 5] = [
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+];
+
 /// The keys [`OptionPatch::parse`] reads, in the order it checks them.
-pub const PATCH_KEYS: [&str; 5] = [
+pub const PATCH_KEYS: [&str; 11] = [
     "redirect_status",
     "cache_control",
     "expires_at",
     "max_clicks",
     "expired_url",
+    "tags",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
 ];
+
+/// Longest UTM value.
+const MAX_UTM: usize = 255;
 
 impl OptionPatch {
     /// Reads the changeable options of `obj` (other keys are the caller's business).
@@ -84,6 +107,14 @@ impl OptionPatch {
             expires_at: field(obj, "expires_at", expires_at)?,
             max_clicks: field(obj, "max_clicks", max_clicks)?,
             expired_url: field(obj, "expired_url", expired_url)?,
+            tags: field(obj, "tags", tags::parse)?,
+            utm: [
+                field(obj, UTM[0], |v| utm(UTM[0], v))?,
+                field(obj, UTM[1], |v| utm(UTM[1], v))?,
+                field(obj, UTM[2], |v| utm(UTM[2], v))?,
+                field(obj, UTM[3], |v| utm(UTM[3], v))?,
+                field(obj, UTM[4], |v| utm(UTM[4], v))?,
+            ],
         })
     }
 
@@ -94,6 +125,8 @@ impl OptionPatch {
             || self.expires_at.is_value()
             || self.max_clicks.is_value()
             || self.expired_url.is_value()
+            || matches!(&self.tags, Change::To(tags) if !tags.is_empty())
+            || self.utm.iter().any(Change::is_value)
     }
 
     /// True when the body named no option at all.
@@ -103,26 +136,47 @@ impl OptionPatch {
             && self.expires_at.is_keep()
             && self.max_clicks.is_keep()
             && self.expired_url.is_keep()
+            && self.tags.is_keep()
+            && self.utm.iter().all(Change::is_keep)
     }
 
-    /// Writes the given options into `row`.
-    pub fn apply(self, row: &mut url::ActiveModel) {
+    /// Writes the given options of `row`'s own columns into it (tags: `replace_tags`);
+    /// returns the tag change.
+    pub fn apply(self, row: &mut url::ActiveModel) -> Change<Vec<String>> {
         self.redirect_status.write(&mut row.redirect_status);
         self.cache_control.write(&mut row.cache_control);
         self.expires_at.write(&mut row.expires_at);
         self.max_clicks.write(&mut row.max_clicks);
         self.expired_url.write(&mut row.expired_url);
+        let [source, medium, campaign, term, content] = self.utm;
+        source.write(&mut row.utm_source);
+        medium.write(&mut row.utm_medium);
+        campaign.write(&mut row.utm_campaign);
+        term.write(&mut row.utm_term);
+        content.write(&mut row.utm_content);
+        self.tags
     }
 }
 
-/// True when `row` has any option (the contract's idempotent create skips such links).
-pub fn has_options(row: &url::Model) -> bool {
-    row.custom_code
+/// True when `row` (with or without tags) has any option (the contract's idempotent create
+/// skips such links).
+pub fn has_options(row: &url::Model, tagged: bool) -> bool {
+    tagged
+        || row.custom_code
         || row.redirect_status.is_some()
         || row.cache_control.is_some()
         || row.expires_at.is_some()
         || row.max_clicks.is_some()
         || row.expired_url.is_some()
+        || [
+            &row.utm_source,
+            &row.utm_medium,
+            &row.utm_campaign,
+            &row.utm_term,
+            &row.utm_content,
+        ]
+        .iter()
+        .any(|v| v.is_some())
 }
 
 /// `obj[name]` read by `parse`.
@@ -206,6 +260,22 @@ fn expired_url(value: &Value) -> ApiResult<String> {
         )));
     }
     Ok(target.into_string())
+}
+
+/// A UTM value: trimmed, 1 to 255 characters, no control characters.
+fn utm(name: &str, value: &Value) -> ApiResult<String> {
+    let Value::String(raw) = value else {
+        return Err(ApiError::bad_request(format!(
+            "Field '{name}' must be a string"
+        )));
+    };
+    let trimmed = raw.trim();
+    if trimmed.is_empty() || char_len(trimmed) > MAX_UTM || trimmed.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "Field '{name}' must be 1 to {MAX_UTM} characters without control characters"
+        )));
+    }
+    Ok(trimmed.to_owned())
 }
 
 /// The options of a create request, validated.
