@@ -35,6 +35,8 @@ const ROUTES: &[&str] = &[
     "PUT /urls/<id>",
     "DELETE /urls/<id>",
     "GET /urls/<id>/analytics",
+    "GET /urls/<id>/details",
+    "PATCH /urls/<id>/details",
     "GET /r/<short_code>",
     "GET /urls/short/<short_code>",
     "GET /urls/<short_code>/redirect",

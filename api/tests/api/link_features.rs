@@ -644,3 +644,29 @@ backend_test! {
         }
     }
 }
+
+backend_test! {
+    async fn option_changes_reach_every_instance_at_once(app) {
+        let url = create(&app, &json!({"original_url": "https://example.com/everywhere", "redirect_status": 307}), 201).await;
+        let path = format!("/r/{}", url["short_code"].as_str().unwrap());
+        // With PostgreSQL + Redis a second instance serves (and caches) the link too; the
+        // embedded default is one process.
+        let sibling = match app.backend {
+            crate::helpers::Backend::Postgres => Some(app.spawn_sibling().await),
+            crate::helpers::Backend::Sqlite => None,
+        };
+        let instances: Vec<&TestApp> = std::iter::once(&app).chain(sibling.as_ref()).collect();
+        for instance in &instances {
+            assert_eq!(follow(instance, &path).await.0, 307);
+            let (status, _, cache, _) = follow(instance, &path).await;
+            assert_eq!((status, cache.as_deref()), (307, Some("HIT")));
+        }
+        let (status, _, _) = parts(app.request(Method::PATCH, &format!("/urls/{}/details", url["id"]), Some(&json!({"expires_at": "2020-01-01T00:00:00Z"}))).await).await;
+        assert_eq!(status, 200);
+        for instance in &instances {
+            assert_eq!(follow(instance, &path).await.0, 410);
+        }
+        let home = app.get("/").await.text().await.unwrap();
+        assert!(home.contains("PATCH /urls/&lt;id&gt;/details"), "the home page lists the new routes");
+    }
+}
