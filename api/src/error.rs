@@ -34,6 +34,9 @@ pub enum ApiError {
     /// The resource does not exist.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+    /// The resource conflicts with an existing one (e.g. a custom alias already taken).
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
     /// The request body is larger than this endpoint reads.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
@@ -73,6 +76,16 @@ impl ApiError {
     }
 
     #[must_use]
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::Conflict(body(message))
+    }
+
+    #[must_use]
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable(body(message))
+    }
+
+    #[must_use]
     pub fn too_large() -> Self {
         Self::PayloadTooLarge(body("Request body too large"))
     }
@@ -96,6 +109,7 @@ impl ApiError {
         match self {
             Self::BadRequest(b)
             | Self::NotFound(b)
+            | Self::Conflict(b)
             | Self::PayloadTooLarge(b)
             | Self::TooManyRequests(b)
             | Self::Unavailable(b)

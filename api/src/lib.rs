@@ -5,6 +5,7 @@
 
 pub mod alerts;
 pub mod body;
+pub mod click_limits;
 pub mod clicks;
 pub mod config;
 pub mod error;

@@ -20,6 +20,8 @@ fn query_schema(path: &str, name: &str) -> Option<Value> {
         (_, "granularity") => json!({"type": "string", "enum": ["hour", "day"]}),
         (_, "from" | "to") => json!({"type": "string", "format": "date-time"}),
         ("/debug/slow", "seconds") => json!({"type": "number", "minimum": 0, "maximum": 60}),
+        (_, "expand") => json!({"type": "string", "enum": ["details"]}),
+        ("/urls", "tag_mode") => json!({"type": "string", "enum": ["any", "all"]}),
         _ => return None,
     })
 }
@@ -59,16 +61,36 @@ pub fn refine(spec: &str) -> Value {
             }
         }
     }
+    // Only creates can meet a taken code: the shared error type's 409 is dropped elsewhere.
+    if let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) {
+        for (path, ops) in paths.iter_mut() {
+            let Some(ops) = ops.as_object_mut() else {
+                continue;
+            };
+            for (method, op) in ops.iter_mut() {
+                let creates = method == "post" && matches!(path.as_str(), "/urls" | "/shorten-ui");
+                if !creates && let Some(responses) = op["responses"].as_object_mut() {
+                    responses.remove("409");
+                }
+            }
+        }
+    }
     // The form's validation errors are the htmx fragment, not the JSON envelope (poem-openapi
-    // lets the shared error type's 400 replace the fragment's).
-    if let Some(bad) = spec.pointer_mut("/paths/~1shorten-ui/post/responses/400") {
-        let json_error = bad["content"].clone();
-        *bad = json!({
-            "description": "Invalid input: the error fragment (the same message as the JSON API); \
-                            a body that is not a form at all gets the JSON envelope.",
-            "content": json_error,
-        });
-        bad["content"]["text/html; charset=utf-8"] = json!({"schema": {"type": "string"}});
+    // lets the shared error type's 400 and 409 replace the fragment's).
+    for (status, what) in [
+        ("400", "Invalid input"),
+        ("409", "The custom alias is taken"),
+    ] {
+        if let Some(bad) = spec.pointer_mut(&format!("/paths/~1shorten-ui/post/responses/{status}"))
+        {
+            let json_error = bad["content"].clone();
+            *bad = json!({
+                "description": format!("{what}: the error fragment (the same message as the JSON \
+                                API); a body that is not a form at all gets the JSON envelope."),
+                "content": json_error,
+            });
+            bad["content"]["text/html; charset=utf-8"] = json!({"schema": {"type": "string"}});
+        }
     }
     // Optional fields are written as `null` when absent (the contract shows them): OpenAPI 3.0
     // needs `nullable` for that, which poem-openapi leaves out.
@@ -116,6 +138,10 @@ pub fn refine(spec: &str) -> Value {
     merge(
         &mut schemas["UserInput"]["properties"]["email"],
         json!({"maxLength": 255, "pattern": "^[^\\s\\u0000@]+@[^\\s\\u0000@]+\\.[^\\s\\u0000@]+$"}),
+    );
+    merge(
+        &mut schemas["UrlInput"]["properties"]["custom_code"],
+        json!({"pattern": "^[A-Za-z0-9_-]{3,16}$"}),
     );
     crate::keys::document(&mut spec);
     spec

@@ -21,6 +21,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub cache: Arc<Cache>,
     pub clicks: ClickRecorder,
+    /// Where `max_clicks` is counted: Redis shared by every instance, else this process.
+    pub click_limits: crate::click_limits::ClickLimits,
     pub counters: Arc<Counters>,
     pub codes: CodeGenerator,
     pub warmer: Warmer,
@@ -259,6 +261,8 @@ impl AppState {
             })
         });
         Ok(Arc::new(Self {
+            click_limits: crate::click_limits::ClickLimits::for_config(config, &db)
+                .context("CACHE_REDIS_URL (click limits)")?,
             rate_limits,
             api_keys,
             request_timeout: (config.request_timeout_seconds > 0)

@@ -7,7 +7,7 @@ pub mod short_code;
 pub mod target_url;
 
 pub use short_code::{CodeGenerator, ShortCode};
-pub use target_url::{TargetUrl, to_location};
+pub use target_url::{TargetUrl, to_location, with_query_params};
 
 use chrono::NaiveDateTime;
 use md5::{Digest, Md5};

@@ -6,6 +6,10 @@
 //! The only possible clash is with a code imported verbatim from the legacy data set; then the
 //! next length is used (a code of another length can only clash with an import of that length).
 //! Consecutive ids give unrelated codes, so links cannot be enumerated by counting.
+//!
+//! A client may also choose a code, a custom alias ([`ShortCode::custom`]): 3 to 16
+//! characters of `[A-Za-z0-9_-]`, not a [`RESERVED`] word. The api gives a new link the first of
+//! its id's codes that no link holds, so an alias is skipped like an imported code.
 
 use std::fmt;
 
@@ -14,17 +18,21 @@ pub const MIN_LEN: usize = 6;
 pub const MAX_LEN: usize = 16;
 const ROUNDS: usize = 6;
 
-/// A syntactically valid short code (base62, 1 to 16 characters).
+/// A syntactically valid short code: 1 to 16 characters of `[A-Za-z0-9_-]` (generated codes
+/// are base62; custom aliases may also hold `_` and `-`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ShortCode(String);
+
+/// A byte a code may hold: base62 for generated codes, plus `_` and `-` for custom aliases.
+fn code_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
 
 impl ShortCode {
     /// Accepts what could name a link; anything else can only be a 404.
     #[must_use]
     pub fn parse(raw: &str) -> Option<Self> {
-        let ok = !raw.is_empty()
-            && raw.len() <= MAX_LEN
-            && raw.bytes().all(|b| b.is_ascii_alphanumeric());
+        let ok = !raw.is_empty() && raw.len() <= MAX_LEN && raw.bytes().all(code_byte);
         ok.then(|| Self(raw.to_owned()))
     }
 
@@ -42,6 +50,70 @@ impl ShortCode {
 impl fmt::Display for ShortCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Shortest custom alias.
+pub const CUSTOM_MIN_LEN: usize = 3;
+
+/// Words a custom alias may not be (compared without regard to case): the first segments of
+/// Curtain's own paths and of paths a deployment commonly puts in front of it, so that an alias
+/// can never be mistaken for, or shadow, a route in `/urls/<code>/redirect`, `/ui/links/<code>`
+/// or behind a proxy that serves `/<code>`.
+pub const RESERVED: &[&str] = &[
+    "r",
+    "u",
+    "urls",
+    "users",
+    "events",
+    "docs",
+    "admin",
+    "ui",
+    "static",
+    "metrics",
+    "health",
+    "api",
+    "openapi",
+    "openapi.json",
+    "debug",
+    "alerts",
+    "shorten-ui",
+    "short",
+    "redirect",
+    "analytics",
+    "details",
+    "favicon",
+    "login",
+    "logout",
+    "www",
+    "assets",
+];
+
+/// Why a requested custom alias is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AliasError {
+    /// Shorter than [`CUSTOM_MIN_LEN`] or longer than [`MAX_LEN`].
+    Length,
+    /// A character outside `[A-Za-z0-9_-]`.
+    Alphabet,
+    /// One of [`RESERVED`].
+    Reserved,
+}
+
+impl ShortCode {
+    /// A custom alias chosen by a client: 3 to 16 characters of `[A-Za-z0-9_-]`, not a
+    /// [`RESERVED`] word. (16 is the contract's `short_code` column limit.)
+    pub fn custom(raw: &str) -> Result<Self, AliasError> {
+        if !raw.bytes().all(code_byte) {
+            return Err(AliasError::Alphabet);
+        }
+        if !(CUSTOM_MIN_LEN..=MAX_LEN).contains(&raw.len()) {
+            return Err(AliasError::Length);
+        }
+        if RESERVED.iter().any(|w| w.eq_ignore_ascii_case(raw)) {
+            return Err(AliasError::Reserved);
+        }
+        Ok(Self(raw.to_owned()))
     }
 }
 
@@ -158,10 +230,28 @@ mod tests {
     }
 
     #[test]
-    fn parse_rejects_non_base62() {
-        assert!(ShortCode::parse("abc-12").is_none());
+    fn parse_accepts_the_code_alphabet_only() {
+        assert!(ShortCode::parse("abc-1_2").is_some());
+        assert!(ShortCode::parse("abc.12").is_none());
+        assert!(ShortCode::parse("abc 12").is_none());
         assert!(ShortCode::parse("").is_none());
         assert!(ShortCode::parse("a".repeat(17).as_str()).is_none());
         assert!(ShortCode::parse("AbC123").is_some());
+    }
+
+    #[test]
+    fn custom_aliases_have_their_own_rules() {
+        assert_eq!(
+            ShortCode::custom("my-Promo_1").unwrap().as_str(),
+            "my-Promo_1"
+        );
+        assert_eq!(ShortCode::custom("ab"), Err(AliasError::Length));
+        assert!(ShortCode::custom("abc").is_ok());
+        assert!(ShortCode::custom(&"a".repeat(16)).is_ok());
+        assert_eq!(ShortCode::custom(&"a".repeat(17)), Err(AliasError::Length));
+        assert_eq!(ShortCode::custom("a/b.c"), Err(AliasError::Alphabet));
+        assert_eq!(ShortCode::custom("caf\u{e9}"), Err(AliasError::Alphabet));
+        assert_eq!(ShortCode::custom("URLS"), Err(AliasError::Reserved));
+        assert_eq!(ShortCode::custom("docs"), Err(AliasError::Reserved));
     }
 }

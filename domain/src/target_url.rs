@@ -95,6 +95,34 @@ pub fn to_location(target: &str) -> String {
     out
 }
 
+/// Adds `params` to the query string of a `Location` (from [`to_location`]), after the
+/// parameters already there, which keep their bytes; a parameter of the same name already
+/// there is replaced (the link's value wins). The `url` crate writes the pairs
+/// (`application/x-www-form-urlencoded`) and keeps a fragment after them.
+#[must_use]
+pub fn with_query_params(location: &str, params: &[(&str, &str)]) -> String {
+    if params.is_empty() {
+        return location.to_owned();
+    }
+    let Ok(mut url) = ::url::Url::parse(location) else {
+        return location.to_owned();
+    };
+    let ours = |name: &str| params.iter().any(|(p, _)| *p == name);
+    if url.query_pairs().any(|(name, _)| ours(&name)) {
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(name, _)| !ours(name))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        url.set_query(None);
+        if !kept.is_empty() {
+            url.query_pairs_mut().extend_pairs(kept);
+        }
+    }
+    url.query_pairs_mut().extend_pairs(params);
+    url.into()
+}
+
 fn percent_encode(s: &str) -> String {
     use std::fmt::Write;
     let mut out = String::with_capacity(s.len());
@@ -111,6 +139,31 @@ fn percent_encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_params_are_appended_after_the_existing_query() {
+        let utm = [("utm_source", "news letter"), ("utm_medium", "e&mail")];
+        assert_eq!(
+            with_query_params("https://x.example/p?a=b%20c&d", &utm),
+            "https://x.example/p?a=b%20c&d&utm_source=news+letter&utm_medium=e%26mail"
+        );
+        assert_eq!(
+            with_query_params("https://x.example/p#frag", &utm[..1]),
+            "https://x.example/p?utm_source=news+letter#frag"
+        );
+        assert_eq!(
+            with_query_params("https://x.example/p?", &utm[..1]),
+            "https://x.example/p?utm_source=news+letter"
+        );
+        assert_eq!(
+            with_query_params("https://x.example/?utm_source=old&a=1", &utm[..1]),
+            "https://x.example/?a=1&utm_source=news+letter"
+        );
+        assert_eq!(
+            with_query_params("https://x.example/p?a=1", &[]),
+            "https://x.example/p?a=1"
+        );
+    }
 
     #[test]
     fn accepts_http_and_https_with_a_host() {

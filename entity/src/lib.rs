@@ -7,6 +7,7 @@
 pub mod event;
 pub mod rollup;
 pub mod url;
+pub mod url_tag;
 pub mod user;
 
 pub mod prelude {

@@ -11,6 +11,10 @@ mod m20261204_000005_counter_tombstones;
 mod m20261205_000006_api_keys;
 mod m20261205_000007_event_indexes;
 mod m20261207_000008_event_batch_id;
+mod m20261207_000100_link_options;
+mod m20261207_000101_redirect_options;
+mod m20261207_000102_link_expiry;
+mod m20261207_000103_tags_utm;
 
 pub struct Migrator;
 
@@ -26,6 +30,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000006_api_keys::Migration),
             Box::new(m20261205_000007_event_indexes::Migration),
             Box::new(m20261207_000008_event_batch_id::Migration),
+            Box::new(m20261207_000100_link_options::Migration),
+            Box::new(m20261207_000101_redirect_options::Migration),
+            Box::new(m20261207_000102_link_expiry::Migration),
+            Box::new(m20261207_000103_tags_utm::Migration),
         ]
     }
 }

@@ -15,13 +15,44 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{Cache, CacheKey};
-use domain::to_location;
+use domain::{to_location, with_query_params};
 
-/// What the redirect cache holds for an active code.
+/// The link's UTM parameters, in the usual order.
+fn utm(row: &url::Model) -> Vec<(&'static str, &str)> {
+    [
+        ("utm_source", &row.utm_source),
+        ("utm_medium", &row.utm_medium),
+        ("utm_campaign", &row.utm_campaign),
+        ("utm_term", &row.utm_term),
+        ("utm_content", &row.utm_content),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
+    .collect()
+}
+
+/// What the redirect cache holds for an active code. The link options are left out of the
+/// payload when they are the defaults, so a plain link's entry is what it always was. The
+/// `location` carries the link's UTM parameters.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RedirectTarget {
     pub id: i64,
     pub location: String,
+    /// The redirect's status when not 302.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The redirect's `Cache-Control`, if the link has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<String>,
+    /// Expiry, as Unix seconds: the link redirects before it, never from it on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// The redirects the link may serve (each one reserved before it answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_clicks: Option<i64>,
+    /// Where the expired link redirects (as a valid `Location`); without it, 410.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired_location: Option<String>,
 }
 
 impl RedirectTarget {
@@ -29,8 +60,23 @@ impl RedirectTarget {
     pub fn of(row: &url::Model) -> Self {
         Self {
             id: row.id,
-            location: to_location(&row.original_url),
+            location: with_query_params(&to_location(&row.original_url), &utm(row)),
+            status: row
+                .redirect_status
+                .and_then(|s| u16::try_from(s).ok())
+                .filter(|s| *s != 302),
+            cache_control: row.cache_control.clone(),
+            expires_at: row.expires_at.map(|t| t.and_utc().timestamp()),
+            max_clicks: row.max_clicks,
+            expired_location: row.expired_url.as_deref().map(to_location),
         }
+    }
+
+    /// True when the link may expire (by time or clicks): every redirect must check it, so
+    /// it is never answered from a prepared response.
+    #[must_use]
+    pub fn may_expire(&self) -> bool {
+        self.expires_at.is_some() || self.max_clicks.is_some()
     }
 }
 

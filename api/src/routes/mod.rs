@@ -52,6 +52,7 @@ pub fn api_service(state: &Arc<AppState>) -> OpenApiService<impl poem_openapi::O
             users::UsersApi(s()),
             bulk::BulkApi(s()),
             urls::UrlsApi(s()),
+            urls::details::DetailsApi(s()),
             analytics::AnalyticsApi(s()),
             realtime::RealtimeApi(s()),
             redirects::RedirectsApi(s()),

@@ -16,14 +16,14 @@ use entity::url;
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Request, Response};
 use poem_openapi::param::Path;
-use poem_openapi::payload::Html;
+use poem_openapi::payload::{Html, Json};
 use poem_openapi::{ApiResponse, OpenApi};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::urls::NOT_FOUND;
 use super::{Api, Tag, read_through};
 use crate::cache::CacheKey;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::html;
 use crate::short_code::ShortCode;
 use crate::state::AppState;
@@ -34,28 +34,98 @@ pub struct RedirectsApi(pub Api);
 
 #[derive(ApiResponse)]
 pub enum Redirect {
-    /// Found: `Location` holds the target (as a valid URI) and the body a link to it.
+    /// Found (the default): `Location` holds the target (as a valid URI) and the body a link
+    /// to it. `Cache-Control` only when the link has one.
     #[oai(status = 302)]
     Found(
         Html<String>,
         #[oai(header = "Location")] String,
         #[oai(header = "X-Cache")] String,
+        #[oai(header = "Cache-Control")] Option<String>,
     ),
+    /// Moved Permanently: a link created with `redirect_status: 301`.
+    #[oai(status = 301)]
+    Moved(
+        Html<String>,
+        #[oai(header = "Location")] String,
+        #[oai(header = "X-Cache")] String,
+        #[oai(header = "Cache-Control")] Option<String>,
+    ),
+    /// Temporary Redirect (method and body kept): a link with `redirect_status: 307`.
+    #[oai(status = 307)]
+    Temporary(
+        Html<String>,
+        #[oai(header = "Location")] String,
+        #[oai(header = "X-Cache")] String,
+        #[oai(header = "Cache-Control")] Option<String>,
+    ),
+    /// Permanent Redirect (method and body kept): a link with `redirect_status: 308`.
+    #[oai(status = 308)]
+    Permanent(
+        Html<String>,
+        #[oai(header = "Location")] String,
+        #[oai(header = "X-Cache")] String,
+        #[oai(header = "Cache-Control")] Option<String>,
+    ),
+    /// The link expired (its `expires_at` passed or it served its `max_clicks`) and has no
+    /// `expired_url`: `{"error": "URL has expired"}`. With an `expired_url` the answer is a
+    /// 302 there instead. Neither is counted as a click.
+    #[oai(status = 410)]
+    Gone(Json<ErrorBody>),
+}
+
+/// The message of a 410.
+pub const EXPIRED: &str = "URL has expired";
+
+impl Redirect {
+    /// The answer with the link's status (302 unless it names 301, 307 or 308).
+    fn with_status(
+        status: Option<u16>,
+        body: String,
+        location: String,
+        cache: String,
+        cache_control: Option<String>,
+    ) -> Self {
+        let body = Html(body);
+        match status {
+            Some(301) => Self::Moved(body, location, cache, cache_control),
+            Some(307) => Self::Temporary(body, location, cache, cache_control),
+            Some(308) => Self::Permanent(body, location, cache, cache_control),
+            _ => Self::Found(body, location, cache, cache_control),
+        }
+    }
 }
 
 /// A cached target ready to answer: built once per in-process cache entry.
 struct Prepared {
     id: i64,
+    status: StatusCode,
     location: HeaderValue,
+    cache_control: Option<HeaderValue>,
     body: Bytes,
 }
 
 impl Prepared {
+    /// `None` also for a link that may expire: each of its redirects takes the full path,
+    /// which checks the time and reserves a click.
     fn decode(payload: &str, templates: &tera::Tera) -> Option<Self> {
         let target: RedirectTarget = serde_json::from_str(payload).ok()?;
+        if target.may_expire() {
+            return None;
+        }
+        let status = match target.status {
+            Some(code) => StatusCode::from_u16(code).ok()?,
+            None => StatusCode::FOUND,
+        };
+        let cache_control = match &target.cache_control {
+            Some(value) => Some(HeaderValue::from_str(value).ok()?),
+            None => None,
+        };
         Some(Self {
             id: target.id,
+            status,
             location: HeaderValue::from_str(&target.location).ok()?,
+            cache_control,
             body: Bytes::from(html::redirect_body(templates, &target.location).ok()?),
         })
     }
@@ -77,12 +147,15 @@ pub async fn hot(state: &AppState, req: &Request) -> Option<Response> {
         .record(click(state, target.id, code, req))
         .await;
     let mut resp = Response::builder()
-        .status(StatusCode::FOUND)
+        .status(target.status)
         .body(target.body.clone());
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HTML);
     headers.insert(header::LOCATION, target.location.clone());
     headers.insert("x-cache", X_CACHE_HIT);
+    if let Some(value) = &target.cache_control {
+        headers.insert(header::CACHE_CONTROL, value.clone());
+    }
     Some(resp)
 }
 
@@ -151,6 +224,42 @@ fn header_text(req: &Request, name: &str) -> Option<String> {
         .map(|s| s.chars().take(1024).collect())
 }
 
+/// The answer of an expired link, or `None` while it lives: before `expires_at`, and for a
+/// link with `max_clicks` only once this redirect has reserved one of its clicks (atomically
+/// across instances; a store that cannot answer refuses with 503 rather than over-serve).
+async fn expired(
+    state: &AppState,
+    target: &RedirectTarget,
+    cache: &str,
+) -> ApiResult<Option<Redirect>> {
+    let now = chrono::Utc::now().timestamp();
+    let live = match (target.expires_at, target.max_clicks) {
+        (Some(at), _) if now >= at => false,
+        (_, Some(max)) => state
+            .click_limits
+            .reserve(target.id, max)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, url.id = target.id, "click limit unavailable");
+                ApiError::unavailable("Click limit unavailable; try again")
+            })?,
+        _ => true,
+    };
+    if live {
+        return Ok(None);
+    }
+    Ok(Some(match &target.expired_location {
+        Some(location) => {
+            let body = html::redirect_body(&state.templates, location)
+                .map_err(|e| ApiError::internal(&e))?;
+            Redirect::Found(Html(body), location.clone(), cache.to_owned(), None)
+        }
+        None => Redirect::Gone(Json(ErrorBody {
+            error: EXPIRED.to_owned(),
+        })),
+    }))
+}
+
 async fn redirect(state: &AppState, raw: &str, req: &Request) -> ApiResult<Redirect> {
     let code = ShortCode::parse(raw).ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
     let (target, cache) = read_through(
@@ -167,13 +276,24 @@ async fn redirect(state: &AppState, raw: &str, req: &Request) -> ApiResult<Redir
     )
     .await?
     .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
+    if target.may_expire()
+        && let Some(answer) = expired(state, &target, cache).await?
+    {
+        return Ok(answer);
+    }
     state
         .clicks
         .record(click(state, target.id, code, req))
         .await;
     let body = html::redirect_body(&state.templates, &target.location)
         .map_err(|e| ApiError::internal(&e))?;
-    Ok(Redirect::Found(Html(body), target.location, cache.into()))
+    Ok(Redirect::with_status(
+        target.status,
+        body,
+        target.location,
+        cache.into(),
+        target.cache_control,
+    ))
 }
 
 #[OpenApi(tag = "Tag::Redirects")]
@@ -181,7 +301,9 @@ impl RedirectsApi {
     /// Follow a short link
     ///
     /// 302 to the target of an active code (codes are case-sensitive); 404 for an unknown or
-    /// inactive one. Each redirect is counted once as a `redirect` event. HEAD works too.
+    /// inactive one. Each redirect is counted once as a `redirect` event. HEAD works too. A
+    /// link created with `redirect_status` answers 301, 307 or 308 instead, and one with
+    /// `cache_control` sends that `Cache-Control` (by default none is sent).
     #[oai(path = "/r/:short_code", method = "get")]
     async fn short(&self, short_code: Path<String>, req: &Request) -> ApiResult<Redirect> {
         redirect(&self.0, &short_code, req).await

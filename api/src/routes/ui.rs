@@ -35,6 +35,8 @@ const ROUTES: &[&str] = &[
     "PUT /urls/<id>",
     "DELETE /urls/<id>",
     "GET /urls/<id>/analytics",
+    "GET /urls/<id>/details",
+    "PATCH /urls/<id>/details",
     "GET /r/<short_code>",
     "GET /urls/short/<short_code>",
     "GET /urls/<short_code>/redirect",
@@ -56,6 +58,8 @@ pub struct ShortenForm {
     pub title: Option<String>,
     /// Optional owner id; blank means no owner.
     pub user_id: Option<String>,
+    /// Optional custom alias (as `custom_code` of `POST /urls`); blank means a generated code.
+    pub custom_code: Option<String>,
 }
 
 #[derive(ApiResponse)]
@@ -69,6 +73,9 @@ pub enum Fragment {
     /// Invalid input; the fragment carries the same message as the JSON API.
     #[oai(status = 400)]
     Invalid(Html<String>),
+    /// The custom alias is taken; the fragment carries the same message as the JSON API.
+    #[oai(status = 409)]
+    Taken(Html<String>),
 }
 
 /// The form as the JSON object `POST /urls` would receive.
@@ -78,6 +85,9 @@ fn form_to_json(form: &FormBody<ShortenForm>) -> Value {
         if let Some(v) = form.get(field) {
             obj.insert(field.to_owned(), Value::String(v.to_owned()));
         }
+    }
+    if let Some(code) = form.get("custom_code").filter(|s| !s.trim().is_empty()) {
+        obj.insert("custom_code".to_owned(), Value::String(code.to_owned()));
     }
     if let Some(raw) = form.get("user_id").map(str::trim).filter(|s| !s.is_empty()) {
         // A form field is text: any decimal integer (leading zeros included, as typed into an
@@ -182,6 +192,13 @@ impl UiApi {
                 let mut context = tera::Context::new();
                 context.insert("message", &e.error);
                 Ok(Fragment::Invalid(Html(
+                    self.render(html::SHORTEN_ERROR, &context)?,
+                )))
+            }
+            Err(ApiError::Conflict(e)) => {
+                let mut context = tera::Context::new();
+                context.insert("message", &e.error);
+                Ok(Fragment::Taken(Html(
                     self.render(html::SHORTEN_ERROR, &context)?,
                 )))
             }

@@ -20,6 +20,7 @@ mod events;
 mod hostile;
 mod keys;
 mod limits;
+mod link_features;
 mod migrations;
 mod openapi;
 mod queues;

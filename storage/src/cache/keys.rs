@@ -9,10 +9,15 @@ use super::ANALYTICS_TTL;
 #[derive(Debug, Clone)]
 pub enum CacheKey {
     Url(i64),
+    /// A link with its `details` (`?expand=details`): shown, and made stale, with its detail.
+    UrlDetails(i64),
     UrlList {
         user_id: Option<i64>,
         is_active: Option<bool>,
         limit: u64,
+        /// The other query parameters of the list (filters, expansions), in a canonical form;
+        /// empty for the contract's parameters alone.
+        extra: String,
     },
     Redirect(String),
     Analytics(i64),
@@ -23,11 +28,19 @@ impl CacheKey {
     pub(super) fn base(&self) -> String {
         match self {
             Self::Url(id) => format!("url:{id}"),
+            Self::UrlDetails(id) => format!("url+details:{id}"),
             Self::UrlList {
                 user_id,
                 is_active,
                 limit,
-            } => format!("urls:{user_id:?}:{is_active:?}:{limit}"),
+                extra,
+            } if extra.is_empty() => format!("urls:{user_id:?}:{is_active:?}:{limit}"),
+            Self::UrlList {
+                user_id,
+                is_active,
+                limit,
+                extra,
+            } => format!("urls:{user_id:?}:{is_active:?}:{limit}:{extra}"),
             Self::Redirect(code) => format!("redirect:{code}"),
             Self::Analytics(id) => format!("analytics:{id}"),
         }
@@ -35,7 +48,7 @@ impl CacheKey {
 
     pub(super) fn version_key(&self) -> String {
         match self {
-            Self::Url(id) => format!("v:link:{id}"),
+            Self::Url(id) | Self::UrlDetails(id) => format!("v:link:{id}"),
             Self::UrlList { .. } => "v:lists".to_owned(),
             Self::Redirect(code) => format!("v:code:{code}"),
             Self::Analytics(id) => format!("v:stats:{id}"),
@@ -127,7 +140,10 @@ impl Invalidation {
     }
 
     pub(super) fn tier_keys(&self) -> Vec<String> {
-        let links = self.links.iter().map(|id| CacheKey::Url(*id));
+        let links = self
+            .links
+            .iter()
+            .flat_map(|id| [CacheKey::Url(*id), CacheKey::UrlDetails(*id)]);
         let stats = self.stats.iter().map(|id| CacheKey::Analytics(*id));
         links
             .chain(stats)

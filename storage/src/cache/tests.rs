@@ -15,6 +15,7 @@ fn list(user_id: i64) -> CacheKey {
         user_id: Some(user_id),
         is_active: None,
         limit: 50,
+        extra: String::new(),
     }
 }
 

@@ -65,7 +65,12 @@ pub fn parse_urls(data: &[u8]) -> Result<Vec<url::ActiveModel>, ImportError> {
         let code = row
             .get("short_code")
             .filter(|c| domain::ShortCode::parse(c).is_some())
-            .ok_or_else(|| err(row.line, "short_code must be 1-16 base62 characters"))?;
+            .ok_or_else(|| {
+                err(
+                    row.line,
+                    "short_code must be 1-16 characters of [A-Za-z0-9_-]",
+                )
+            })?;
         let raw_target = row
             .text("original_url", 2048)?
             .ok_or_else(|| err(row.line, "original_url is required"))?;
@@ -94,6 +99,8 @@ pub fn parse_urls(data: &[u8]) -> Result<Vec<url::ActiveModel>, ImportError> {
             is_active: Set(is_active),
             created_at: Set(created),
             updated_at: Set(row.timestamp("updated_at")?.unwrap_or(created)),
+            // Link options are not part of the legacy data: the columns' defaults.
+            ..Default::default()
         });
     }
     Ok(out)

@@ -3,11 +3,13 @@
 
 use entity::{event, url, user};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait,
 };
 use serde_json::{Map, Value};
 
+use super::options::{Change, CreateOptions, code_taken};
+use super::tags::replace_tags;
 use super::url_hash;
 use crate::cache::Invalidation;
 use crate::error::{ApiError, ApiResult};
@@ -24,6 +26,7 @@ struct NewUrl {
     target: TargetUrl,
     title: Option<String>,
     user_id: Option<i64>,
+    options: CreateOptions,
 }
 
 fn present(v: Option<&Value>) -> Option<&Value> {
@@ -100,15 +103,20 @@ async fn validate_create(state: &AppState, obj: &Map<String, Value>) -> ApiResul
         IntValue::OutOfRange => return Err(unknown_user()),
         IntValue::Null | IntValue::NotInt => None,
     };
+    let options = CreateOptions::parse(obj)?;
     Ok(NewUrl {
         target,
         title,
         user_id,
+        options,
     })
 }
 
 /// Creates a link (or finds the active one with the same URL): the single code path of
 /// `POST /urls` and `POST /shorten-ui`. Returns the link and whether it is new.
+///
+/// Only a plain create (no link option) is idempotent, and it only finds links created without
+/// options: a client asking for an alias, an expiry or a click limit gets a link of its own.
 pub async fn create_url(state: &AppState, body: Option<&Value>) -> ApiResult<(url::Model, bool)> {
     let empty = Map::new();
     let obj = match body {
@@ -118,37 +126,59 @@ pub async fn create_url(state: &AppState, body: Option<&Value>) -> ApiResult<(ur
     };
     let new = validate_create(state, obj).await?;
     let hash = url_hash(new.target.as_str());
-    let existing = url::Entity::find()
-        .filter(url::Column::OriginalUrlHash.eq(hash))
-        .filter(url::Column::OriginalUrl.eq(new.target.as_str()))
-        .filter(url::Column::IsActive.eq(true))
-        .order_by_asc(url::Column::Id)
-        .one(&state.db)
-        .await?;
-    if let Some(existing) = existing {
-        return Ok((existing, false));
+    let plain = new.options.is_plain();
+    if plain {
+        let existing = url::Entity::find()
+            .filter(url::Column::OriginalUrlHash.eq(hash))
+            .filter(url::Column::OriginalUrl.eq(new.target.as_str()))
+            .filter(url::Column::IsActive.eq(true))
+            .filter(url::Column::HasOptions.eq(false))
+            .order_by_asc(url::Column::Id)
+            .one(&state.db)
+            .await?;
+        if let Some(existing) = existing {
+            return Ok((existing, false));
+        }
+    }
+    let custom = new.options.custom_code.clone();
+    if let Some(code) = &custom
+        && code_in_use(&state.db, code.as_str()).await?
+    {
+        return Err(code_taken(code.as_str()));
     }
 
     let created_at = now();
     let txn = state.db.begin().await?;
-    let placeholder = format!("~{}", &uuid::Uuid::new_v4().simple().to_string()[..15]);
-    let row = url::ActiveModel {
+    // A generated code is derived from the id, known once the row exists: until then the row
+    // holds a placeholder no code can equal (`~` is outside the code alphabet).
+    let first_code = custom.as_ref().map_or_else(
+        || format!("~{}", &uuid::Uuid::new_v4().simple().to_string()[..15]),
+        |c| c.as_str().to_owned(),
+    );
+    let mut fresh = url::ActiveModel {
         user_id: Set(new.user_id),
-        short_code: Set(placeholder),
+        short_code: Set(first_code),
         original_url: Set(new.target.into_string()),
         original_url_hash: Set(hash),
         title: Set(new.title),
         is_active: Set(true),
         created_at: Set(created_at),
         updated_at: Set(created_at),
+        custom_code: Set(custom.is_some()),
+        has_options: Set(!plain),
         ..Default::default()
+    };
+    let tags = new.options.patch.apply(&mut fresh);
+    let inserted = fresh.insert(&txn).await;
+    let row = match (inserted, &custom) {
+        // Taken since the check above (by a concurrent create): still a 409.
+        (Err(e), Some(code)) if is_unique_violation(&e) => return Err(code_taken(code.as_str())),
+        (inserted, Some(_)) => inserted?,
+        (inserted, None) => assign_code(state, &txn, inserted?).await?,
+    };
+    if let Change::To(tags) = &tags {
+        replace_tags(&txn, row.id, tags).await?;
     }
-    .insert(&txn)
-    .await?;
-    let code = free_code(state, &txn, row.id).await?;
-    let mut active: url::ActiveModel = row.into();
-    active.short_code = Set(code);
-    let row = active.update(&txn).await?;
     event::ActiveModel {
         url_id: Set(Some(row.id)),
         user_id: Set(row.user_id),
@@ -180,19 +210,45 @@ pub(super) async fn after_link_write(state: &AppState, row: &url::Model) {
         .await;
 }
 
-/// The id's code, or the next longer one while an imported code occupies it.
-async fn free_code(state: &AppState, db: &impl ConnectionTrait, id: i64) -> ApiResult<String> {
+async fn code_in_use(db: &impl ConnectionTrait, code: &str) -> Result<bool, DbErr> {
+    Ok(url::Entity::find()
+        .filter(url::Column::ShortCode.eq(code))
+        .count(db)
+        .await?
+        > 0)
+}
+
+fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// Gives the new `row` its generated code: the id's code, or the next longer one while that
+/// code is taken (by an imported code or a custom alias). An alias committed between the check
+/// and the write loses nothing: the write fails on the unique index inside a savepoint, which
+/// alone is undone, and the next length is tried.
+async fn assign_code(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    row: url::Model,
+) -> ApiResult<url::Model> {
+    let id = row.id;
     for attempt in 0.. {
         let Some(code) = state.codes.code_for(id as u64, attempt) else {
             break;
         };
-        let taken = url::Entity::find()
-            .filter(url::Column::ShortCode.eq(code.as_str()))
-            .count(db)
-            .await?
-            > 0;
-        if !taken {
-            return Ok(code);
+        if code_in_use(txn, &code).await? {
+            continue;
+        }
+        let savepoint = txn.begin().await?;
+        let mut active: url::ActiveModel = row.clone().into();
+        active.short_code = Set(code);
+        match active.update(&savepoint).await {
+            Ok(updated) => {
+                savepoint.commit().await?;
+                return Ok(updated);
+            }
+            Err(e) if is_unique_violation(&e) => savepoint.rollback().await?,
+            Err(e) => return Err(e.into()),
         }
     }
     Err(ApiError::internal(&format!(

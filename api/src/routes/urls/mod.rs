@@ -5,8 +5,11 @@
 //! payload they change before answering.
 
 mod create;
+pub mod details;
+mod options;
+mod tags;
 
-use entity::{event, url};
+use entity::{event, url, url_tag};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
@@ -22,9 +25,10 @@ use crate::body::JsonBody;
 use crate::cache::{CacheKey, Invalidation};
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{IntParam, parse_int_param};
-use crate::models::{Url, UrlInput, UrlUpdate, now};
+use crate::models::{LinkDetails, Url, UrlInput, UrlUpdate, now};
 use crate::state::AppState;
 use create::{after_link_write, title_value};
+use tags::TagFilter;
 
 pub use create::create_url;
 
@@ -74,6 +78,40 @@ fn query_int(name: &str, raw: Option<&str>) -> ApiResult<Option<IntParam>> {
     .transpose()
 }
 
+/// `?expand=`: absent → the contract's `Url`; `details` → with its `details` object.
+fn expand_details(raw: Option<&str>) -> ApiResult<bool> {
+    match raw.map(str::trim) {
+        None => Ok(false),
+        Some("details") => Ok(true),
+        Some(_) => Err(ApiError::bad_request(
+            "Query parameter 'expand' must be 'details'",
+        )),
+    }
+}
+
+/// The API's `Url`s of `rows`, with their `details` when asked for (tags in one query).
+async fn with_details(
+    db: &impl sea_orm::ConnectionTrait,
+    rows: Vec<url::Model>,
+    expand: bool,
+) -> ApiResult<Vec<Url>> {
+    if !expand {
+        return Ok(rows.into_iter().map(Url::from).collect());
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut tags = tags::tags_of(db, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let details = LinkDetails::of(&row, tags.remove(&row.id).unwrap_or_default());
+            Url {
+                details: Some(details),
+                ..Url::from(row)
+            }
+        })
+        .collect())
+}
+
 #[OpenApi(tag = "Tag::Urls")]
 impl UrlsApi {
     /// Shorten a URL
@@ -98,15 +136,23 @@ impl UrlsApi {
     /// List links
     ///
     /// Ordered by id. Filters: `user_id` (integer), `is_active` (`true`/`false`), `limit`
-    /// (default 100, clamped to 1..500; a non-integer means 100).
+    /// (default 100, clamped to 1..500; a non-integer means 100), `tag` (repeated and/or
+    /// comma-separated: `tag=a&tag=b` or `tag=a,b`) with `tag_mode` `any` (the default: links
+    /// with at least one of the tags) or `all` (links with every one). `expand=details` adds
+    /// each link's `details` object (its options); any other `expand` is a 400.
     #[oai(path = "/urls", method = "get")]
     async fn list(
         &self,
         user_id: Query<Option<String>>,
         is_active: Query<Option<String>>,
         limit: Query<Option<String>>,
+        expand: Query<Option<String>>,
+        tag: Query<Option<Vec<String>>>,
+        tag_mode: Query<Option<String>>,
     ) -> ApiResult<UrlListRead> {
         let user_id = query_int("user_id", user_id.0.as_deref())?;
+        let expand = expand_details(expand.0.as_deref())?;
+        let tags = TagFilter::parse(tag.0.as_deref(), tag_mode.0.as_deref())?;
         let is_active = match is_active
             .0
             .as_deref()
@@ -142,6 +188,14 @@ impl UrlsApi {
             user_id,
             is_active,
             limit,
+            extra: [
+                tags.as_ref().map(TagFilter::key),
+                expand.then(|| "details".to_owned()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(";"),
         };
         let db = &self.0.db;
         let (urls, status) = read_through(&self.0, key, || async move {
@@ -154,8 +208,11 @@ impl UrlsApi {
             if let Some(active) = is_active {
                 query = query.filter(url::Column::IsActive.eq(active));
             }
+            if let Some(tags) = &tags {
+                query = query.filter(tags.condition());
+            }
             let rows = query.all(db).await?;
-            Ok(Some(rows.into_iter().map(Url::from).collect::<Vec<_>>()))
+            Ok(Some(with_details(db, rows, expand).await?))
         })
         .await?
         .unwrap_or_default();
@@ -163,15 +220,23 @@ impl UrlsApi {
     }
 
     /// Get a link
+    ///
+    /// `expand=details` adds its `details` object (its options); any other `expand` is a 400.
     #[oai(path = "/urls/:id", method = "get")]
-    async fn get(&self, id: Path<String>) -> ApiResult<UrlRead> {
+    async fn get(&self, id: Path<String>, expand: Query<Option<String>>) -> ApiResult<UrlRead> {
         let id = path_id(&id, NOT_FOUND)?;
+        let expand = expand_details(expand.0.as_deref())?;
         let state = &self.0;
-        let (url, status) = read_through(state, CacheKey::Url(id), || async move {
-            Ok(url::Entity::find_by_id(id)
-                .one(&state.db)
-                .await?
-                .map(Url::from))
+        let key = if expand {
+            CacheKey::UrlDetails(id)
+        } else {
+            CacheKey::Url(id)
+        };
+        let (url, status) = read_through(state, key, || async move {
+            let Some(row) = url::Entity::find_by_id(id).one(&state.db).await? else {
+                return Ok(None);
+            };
+            Ok(with_details(&state.db, vec![row], expand).await?.pop())
         })
         .await?
         .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
@@ -259,6 +324,10 @@ impl UrlsApi {
             .filter(event::Column::UrlId.eq(id))
             .exec(&txn)
             .await?;
+        url_tag::Entity::delete_many()
+            .filter(url_tag::Column::UrlId.eq(id))
+            .exec(&txn)
+            .await?;
         let deleted = url::Entity::delete_by_id(id).exec(&txn).await?;
         // Its real-time counters go too: queued with the delete, removed within seconds.
         storage::tombstones::bury(&txn, &existing.short_code, now()).await?;
@@ -266,6 +335,7 @@ impl UrlsApi {
         if deleted.rows_affected == 0 {
             return Err(ApiError::not_found(NOT_FOUND));
         }
+        self.0.click_limits.forget(id).await;
         self.0
             .cache
             .invalidate(Invalidation::link(id, &existing.short_code))
