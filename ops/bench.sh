@@ -7,6 +7,8 @@
 #   3. drain     curtain-worker draining the clicks of (2) plus a synthetic backlog up to
 #                BENCH_BACKLOG clicks into PostgreSQL and the counters
 #   4. lag       redirects at a steady BENCH_RATE/s with the worker running; p99 ingestion lag
+#   5. rebuild   every counter rebuilt from the events (curtain-ops counters rebuild --inline):
+#                clicks rebuilt per second, and the real-time total still equal to the events
 # Prints ratios to the bare baseline and writes ops/bench-results/<time>.json.
 # Knobs: BENCH_SECONDS (10), BENCH_CONNECTIONS (64), BENCH_BACKLOG (1000000), BENCH_RATE (5000),
 # BENCH_ROUNDS (3: bare and Curtain alternate this many times; medians are compared).
@@ -102,9 +104,14 @@ count() { psql -At "$PG" -c "SELECT count(*) FROM events WHERE event_type='redir
 
 log "drain $TOTAL clicks"
 T0=$(date +%s.%N)
-CURTAIN_LISTEN=127.0.0.1:5902 CLICK_WORKER_CONCURRENCY=${BENCH_WORKER_CONCURRENCY:-12} $BIN/curtain-worker & pids+=($!)
-while [ "$(count)" -lt "$TOTAL" ]; do sleep 0.5; done
+CURTAIN_LISTEN=127.0.0.1:5902 CLICK_WORKER_CONCURRENCY=${BENCH_WORKER_CONCURRENCY:-128} $BIN/curtain-worker & pids+=($!)
+# Progress from the worker's own counter: a count(*) of a table growing to millions of rows
+# every half second would take a good part of a core from the drain it measures. The events
+# table is counted once at the end.
+ingested() { curl -s http://127.0.0.1:5902/metrics | awk '/^curtain_worker_clicks_ingested_total/{printf "%d", $2}'; }
+while [ "$(ingested)" -lt "$TOTAL" ] 2>/dev/null || [ -z "$(ingested)" ]; do sleep 0.2; done
 T1=$(date +%s.%N)
+[ "$(count)" -eq "$TOTAL" ] || { log "events $(count) != $TOTAL after the worker counted them ingested"; exit 1; }
 DRAIN_S=$(python3 -c "print($T1-$T0)")
 DRAIN_RATE=$(python3 -c "print($TOTAL/($T1-$T0))")
 DISTINCT=$(psql -At "$PG" -c "SELECT count(DISTINCT click_id) FROM events WHERE event_type='redirect'")
@@ -128,6 +135,14 @@ PY
 )
 log "ingestion lag p99 <= $LAG_P99 s (histogram bucket bound)"
 
+log "counter rebuild from the events (curtain-ops counters rebuild --inline)"
+realtime() { curl -s "http://127.0.0.1:5901/urls/$URL_ID/analytics/realtime" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total_clicks"])'; }
+REBUILD=$($BIN/curtain-ops counters rebuild --inline)
+log "$REBUILD"
+REBUILD_RATE=$(echo "$REBUILD" | sed -E 's/.*\(([0-9]+) clicks\/s\).*/\1/')
+EVENTS_NOW=$(count); REALTIME_NOW=$(realtime)
+[ "$EVENTS_NOW" = "$REALTIME_NOW" ] || { log "after the rebuild: real-time $REALTIME_NOW != events $EVENTS_NOW"; exit 1; }
+
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 python3 - "$OUT/$STAMP.json" <<PY
 import json,sys
@@ -137,11 +152,12 @@ r={"time":"$STAMP","machine":{"cores":$(nproc)},"connections":$CONNS,"seconds":$
  "curtain":{"rps":$CUR_RPS,"p99_ms":$CUR_P99,"p99_ms_worst":$CUR_P99_MAX,"runs_rps":[$CUR_LIST],"requests":$CUR_N,"non_302":$CUR_BAD,"clicks_enqueued":$ENQ,"clicks_spooled":$SPOOLED,"durability":"ack"},
  "ratio_rps":round($CUR_RPS/$BARE_RPS,3),
  "drain":{"clicks":$TOTAL,"seconds":round($DRAIN_S,2),"clicks_per_s":round($DRAIN_RATE),"distinct_click_ids":$DISTINCT,"counter_total":$REALTIME},
- "lag":{"rate_per_s":$RATE,"p99_le_seconds":"$LAG_P99"}}
+ "lag":{"rate_per_s":$RATE,"p99_le_seconds":"$LAG_P99"},
+ "rebuild":{"events":$EVENTS_NOW,"clicks_per_s":$REBUILD_RATE,"realtime_after":$REALTIME_NOW}}
 json.dump(r,open(sys.argv[1],"w"),indent=2)
 print(json.dumps(r,indent=2))
 print(f"\nbare {r['bare']['rps']:.0f} rps | curtain {r['curtain']['rps']:.0f} rps | ratio {r['ratio_rps']:.2f} | curtain p99 {r['curtain']['p99_ms']} ms")
-print(f"drain {r['drain']['clicks_per_s']} clicks/s | lag p99 <= {r['lag']['p99_le_seconds']} s at {r['lag']['rate_per_s']}/s")
+print(f"drain {r['drain']['clicks_per_s']} clicks/s | lag p99 <= {r['lag']['p99_le_seconds']} s at {r['lag']['rate_per_s']}/s | counter rebuild {r['rebuild']['clicks_per_s']} clicks/s")
 PY
 cp "$OUT/$STAMP.json" "$OUT/latest.json"
 

@@ -19,15 +19,19 @@ pub struct Config {
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: String,
 
-    /// Click-ingestion jobs held at once by this process. The batches of the jobs held at one
-    /// moment are ingested together (`CLICK_INGEST_SLOTS` groups at once), so more jobs held
-    /// means larger groups and fewer round trips per click.
-    #[arg(long, env = "CLICK_WORKER_CONCURRENCY", default_value_t = 12)]
+    /// Click-ingestion jobs held at once by this process (one apalis worker each, fetching
+    /// one job at a time). The batches of the jobs held at one moment are ingested together
+    /// (`CLICK_INGEST_SLOTS` groups at once). A job's time is mostly its fetch and ack round
+    /// trips, so many must be in flight: draining 40-click jobs on 2 cores, 12 reached 22k
+    /// clicks/s, 64 reached 36-45k and 128 46k (`ops/bench-drain.sh`).
+    #[arg(long, env = "CLICK_WORKER_CONCURRENCY", default_value_t = 128)]
     pub click_concurrency: usize,
 
     /// Groups of click batches ingested at once by this process (each a transaction of
-    /// inserts and one counter update per shard). Keep it below `DATABASE_MAX_CONNECTIONS`.
-    #[arg(long, env = "CLICK_INGEST_SLOTS", default_value_t = 2)]
+    /// inserts and one counter update per shard). Fewer slots make larger groups (less CPU
+    /// per click: 8 slots took 8 jobs a group at 33 µs of CPU per click, where one job a
+    /// group cost 59 µs). Keep it below `DATABASE_MAX_CONNECTIONS`.
+    #[arg(long, env = "CLICK_INGEST_SLOTS", default_value_t = 8)]
     pub click_ingest_slots: usize,
 
     /// Alert-delivery jobs processed at once by this process (when `DISCORD_WEBHOOK_URL` is
@@ -44,8 +48,10 @@ pub struct Config {
     #[arg(long, env = "CONDITION_RESOLVE_SECONDS", default_value_t = 300)]
     pub condition_resolve_seconds: u64,
 
-    /// How often an idle worker looks for jobs, in milliseconds.
-    #[arg(long, env = "WORKER_POLL_MS", default_value = "50", value_parser = parse_millis)]
+    /// How often an idle worker looks for jobs, in milliseconds. With 128 click workers
+    /// polling out of phase a new job waits about 2 ms; 250 keeps an idle worker's polling
+    /// near what 12 workers at 50 ms cost.
+    #[arg(long, env = "WORKER_POLL_MS", default_value = "250", value_parser = parse_millis)]
     pub poll_interval: Duration,
 
     /// Restarts of the worker pools within a minute (they stop on their own when the queue's
