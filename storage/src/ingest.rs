@@ -100,6 +100,22 @@ async fn insert_postgres(
 /// Rows per INSERT statement (SQLite binds 10 parameters a row; PostgreSQL one JSON text).
 const ROWS_PER_STATEMENT: usize = 5_000;
 
+/// One multi-row insert of (batch id, click) rows, clicks already stored skipped.
+async fn insert_chunk(db: &impl ConnectionTrait, chunk: &[(&str, &Click)]) -> Result<u64, DbErr> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        insert_postgres(db, chunk).await
+    } else {
+        event::Entity::insert_many(chunk.iter().map(|(batch, c)| row(c, batch)))
+            .on_conflict(
+                OnConflict::column(event::Column::ClickId)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await
+    }
+}
+
 /// Ingests one batch: [`ingest_many`] of one.
 pub async fn ingest(
     db: &DatabaseConnection,
@@ -110,8 +126,8 @@ pub async fn ingest(
     ingest_many(db, counters, cache, std::slice::from_ref(batch)).await
 }
 
-/// Ingests several batches as one: one live-link query, their events in one transaction (a
-/// batch is never half stored, so a counter rebuild reading the events sees all of a batch or
+/// Ingests several batches as one: one live-link query, their events in one statement (or one
+/// transaction past 5,000 rows: a batch is never half stored, so a counter rebuild reading the events sees all of a batch or
 /// none of it), one counter update per shard carrying each batch's own idempotency marker, one
 /// cache invalidation. Each batch still counts once however often it is applied, alone or
 /// together with others.
@@ -156,21 +172,15 @@ pub async fn ingest_many(
         .flat_map(|(batch, clicks)| clicks.iter().map(move |c| (*batch, c)))
         .collect();
     let mut inserted = 0;
-    if !rows.is_empty() {
+    if rows.len() <= ROWS_PER_STATEMENT {
+        // One statement is atomic on its own: no BEGIN and COMMIT round trips.
+        if !rows.is_empty() {
+            inserted = insert_chunk(db, &rows).await?;
+        }
+    } else {
         let txn = db.begin().await?;
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            inserted += if db.get_database_backend() == DbBackend::Postgres {
-                insert_postgres(&txn, chunk).await?
-            } else {
-                event::Entity::insert_many(chunk.iter().map(|(batch, c)| row(c, batch)))
-                    .on_conflict(
-                        OnConflict::column(event::Column::ClickId)
-                            .do_nothing()
-                            .to_owned(),
-                    )
-                    .exec_without_returning(&txn)
-                    .await?
-            };
+            inserted += insert_chunk(&txn, chunk).await?;
         }
         txn.commit().await?;
     }
