@@ -285,7 +285,7 @@ async fn counters_rebuild_through_the_binary() {
     assert!(inline.status.success(), "{inline:?}");
     let said = String::from_utf8(inline.stdout).unwrap();
     assert!(
-        said.starts_with("rebuilt: 4 clicks, 2 links, 1 batches marked, 0 stale keys removed"),
+        said.starts_with("rebuilt: 4 clicks, 2 links, 2 batches marked, 0 stale keys removed"),
         "{said}"
     );
     let deployment = storage::settings::deployment_id(&db).await.unwrap();

@@ -83,7 +83,8 @@ pub struct RebuildReport {
     pub clicks: u64,
     /// Codes whose counters were written.
     pub codes: u64,
-    /// Batches marked as counted (their own update, if still to come, is skipped).
+    /// Batches marked as counted (their own update, if still to come, is skipped); a batch with
+    /// clicks of several links counts once per link.
     pub batches_marked: u64,
     /// Counter keys deleted: failover leftovers and codes with no event left.
     pub stale_keys_removed: u64,

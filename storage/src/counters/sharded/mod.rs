@@ -1,6 +1,7 @@
 //! Counters on Redis shards chosen by the [`HashRing`]: the shards' connections, and their
 //! failure and failover.
 
+mod figures;
 mod read;
 mod rebuild;
 mod stale;

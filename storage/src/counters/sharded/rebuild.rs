@@ -15,7 +15,7 @@
 //! 4. The shard's epoch key is set (a shard that restarts empty loses it, which is how the
 //!    worker notices), then the pause keys are deleted.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
@@ -23,14 +23,13 @@ use futures_util::TryStreamExt;
 use sea_orm::{DatabaseConnection, Statement, StreamTrait, Value};
 
 use super::ShardedCounters;
+use super::figures::{CHUNK, CodeFigures};
 use super::write::MARKER_TTL_SECS;
 use crate::counters::{CounterError, HOURS, RebuildReport, RebuildScope, hour_of};
 
 /// A pause outlives a rebuild that died by this much at most (it is refreshed meanwhile).
 const PAUSE_TTL_SECS: u64 = 30;
 const PAUSE_REFRESH: Duration = Duration::from_secs(5);
-/// Visitor hashes per PFADD and markers per pipeline.
-const CHUNK: usize = 1_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RebuildError {
@@ -46,16 +45,6 @@ pub enum RebuildError {
     NoSuchShard(usize, usize),
 }
 
-/// One code's figures as read from the events.
-#[derive(Default)]
-struct CodeFigures {
-    total: u64,
-    hours: BTreeMap<i64, u64>,
-    visitors: Vec<String>,
-    /// Visitor hashes already sent to the scratch HyperLogLog.
-    sketched: bool,
-}
-
 impl ShardedCounters {
     fn lock_key(&self) -> String {
         format!("{}rebuild-lock", self.prefix)
@@ -65,18 +54,21 @@ impl ShardedCounters {
         format!("{}epoch", self.prefix)
     }
 
-    fn scratch_key(&self, code: &str) -> String {
+    pub(super) fn scratch_key(&self, code: &str) -> String {
         format!("{}rebuild:{code}:uv", self.prefix)
     }
 
-    async fn reachable(&self, shard: usize) -> Result<redis::aio::ConnectionManager, CounterError> {
+    pub(super) async fn reachable(
+        &self,
+        shard: usize,
+    ) -> Result<redis::aio::ConnectionManager, CounterError> {
         self.conn(shard)
             .await
             .ok_or(CounterError::Unverifiable(shard))
     }
 
     /// Runs `cmd` on every shard.
-    async fn on_every_shard(&self, pipe: &redis::Pipeline) -> Result<(), CounterError> {
+    pub(super) async fn on_every_shard(&self, pipe: &redis::Pipeline) -> Result<(), CounterError> {
         for shard in 0..self.shards.len() {
             let mut conn = self.reachable(shard).await?;
             pipe.query_async::<()>(&mut conn)
@@ -228,7 +220,6 @@ impl ShardedCounters {
         let marker_since = now - chrono::Duration::seconds(MARKER_TTL_SECS as i64 + 86_400);
         let current = hour_of(now);
         let mut report = RebuildReport::default();
-        let mut batches: HashSet<(String, usize)> = HashSet::new();
         let mut rebuilt: HashSet<String> = HashSet::new();
         let mut figures: Option<(String, usize, CodeFigures)> = None;
         let mut rows = db.stream_raw(stmt).await?;
@@ -240,7 +231,7 @@ impl ShardedCounters {
             report.clicks += 1;
             if figures.as_ref().is_none_or(|(c, _, _)| *c != code) {
                 if let Some((done, owner, f)) = figures.take() {
-                    self.write_code(&done, owner, f, current).await?;
+                    report.batches_marked += self.write_code(&done, owner, f, current).await?;
                     rebuilt.insert(done);
                 }
                 let owner = self.ring.owner(&code).ok_or(CounterError::NoShard)?;
@@ -264,16 +255,15 @@ impl ShardedCounters {
             if let Some(batch) = batch
                 && at >= marker_since
             {
-                batches.insert((batch, *owner));
+                f.batches.insert(batch);
             }
         }
         if let Some((done, owner, f)) = figures.take() {
-            self.write_code(&done, owner, f, current).await?;
+            report.batches_marked += self.write_code(&done, owner, f, current).await?;
             rebuilt.insert(done);
         }
         rebuilt.retain(|code| self.ring.owner(code).is_some_and(|o| owners.contains(&o)));
         report.codes = rebuilt.len() as u64;
-        report.batches_marked = self.mark_counted(&batches).await?;
         report.stale_keys_removed = match scope {
             RebuildScope::Code(code) => self.remove_elsewhere(code, owners[0], current).await?,
             _ => self.remove_stale(owners, &rebuilt).await?,
@@ -292,95 +282,5 @@ impl ShardedCounters {
         }
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
-    }
-
-    /// Sends the visitor hashes read so far to the code's scratch HyperLogLog.
-    async fn sketch(
-        &self,
-        code: &str,
-        owner: usize,
-        f: &mut CodeFigures,
-    ) -> Result<(), CounterError> {
-        let mut conn = self.reachable(owner).await?;
-        let mut pipe = redis::pipe();
-        if !f.sketched {
-            pipe.cmd("DEL").arg(self.scratch_key(code)).ignore();
-        }
-        pipe.cmd("PFADD")
-            .arg(self.scratch_key(code))
-            .arg(&f.visitors)
-            .ignore();
-        pipe.query_async::<()>(&mut conn)
-            .await
-            .map_err(|e| CounterError::Redis(owner, e))?;
-        f.visitors.clear();
-        f.sketched = true;
-        Ok(())
-    }
-
-    /// Replaces the counters of `code` on its owning shard with `f`, atomically.
-    async fn write_code(
-        &self,
-        code: &str,
-        owner: usize,
-        mut f: CodeFigures,
-        current: i64,
-    ) -> Result<(), CounterError> {
-        if f.total == 0 {
-            return Ok(());
-        }
-        if !f.visitors.is_empty() {
-            self.sketch(code, owner, &mut f).await?;
-        }
-        let p = &self.prefix;
-        let mut conn = self.reachable(owner).await?;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        let old: Vec<String> = (current - HOURS..=current + 1)
-            .map(|h| format!("{p}{code}:h:{h}"))
-            .chain([format!("{p}{code}:total"), format!("{p}{code}:uv")])
-            .collect();
-        pipe.cmd("UNLINK").arg(old).ignore();
-        pipe.cmd("SET")
-            .arg(format!("{p}{code}:total"))
-            .arg(f.total)
-            .ignore();
-        for (hour, count) in &f.hours {
-            pipe.cmd("SET")
-                .arg(format!("{p}{code}:h:{hour}"))
-                .arg(count)
-                .arg("EXAT")
-                .arg((hour + HOURS + 1) * 3600)
-                .ignore();
-        }
-        pipe.cmd("RENAME")
-            .arg(self.scratch_key(code))
-            .arg(format!("{p}{code}:uv"))
-            .ignore();
-        pipe.query_async::<()>(&mut conn)
-            .await
-            .map_err(|e| CounterError::Redis(owner, e))
-    }
-
-    /// Sets, on every shard, the marker of every (batch, owner) read: the batch is counted.
-    async fn mark_counted(&self, batches: &HashSet<(String, usize)>) -> Result<u64, CounterError> {
-        let markers: Vec<String> = batches
-            .iter()
-            .map(|(batch, owner)| self.marker(batch, *owner))
-            .collect();
-        for chunk in markers.chunks(CHUNK) {
-            let mut pipe = redis::pipe();
-            for marker in chunk {
-                pipe.cmd("SET")
-                    .arg(marker)
-                    .arg("1")
-                    .arg("NX")
-                    .arg("EX")
-                    .arg(MARKER_TTL_SECS)
-                    .ignore();
-            }
-            self.on_every_shard(&pipe).await?;
-        }
-        Ok(markers.len() as u64)
     }
 }
