@@ -23,6 +23,8 @@ pub async fn run(state: Arc<WorkerState>, queue: Arc<JobQueue>) {
         match due(&state, every).await {
             // Asked already, and that rebuild may still be waiting for its turn.
             Some(_) if asked.is_some_and(|at| at.elapsed() < REASK_AFTER) => {}
+            // Another worker process asked already (its job waits or runs).
+            Some(_) if queue.depth().await.is_ok_and(|d| d.pending() > 0) => {}
             Some(reason) => {
                 let job = RebuildCounters {
                     shard: None,
