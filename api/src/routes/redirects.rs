@@ -172,6 +172,7 @@ fn click(state: &AppState, url_id: i64, code: ShortCode, req: &Request) -> Click
         visitor_hash: visitor_hash(state, client_ip(state, req)),
         user_agent: header_text(req, "user-agent"),
         referrer: header_text(req, "referer"),
+        head: req.method() == poem::http::Method::HEAD,
     }
 }
 

@@ -2,7 +2,7 @@
 //! links and the unknown-code counter. New data is read only through new endpoints, opt-in
 //! query parameters or the details endpoints; the contract's payloads keep their exact keys.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::backend_test;
 use crate::helpers::{TestApp, parts};
@@ -146,5 +146,250 @@ backend_test! {
         // The markup is the image itself, not escaped text.
         assert!(!page.contains("&lt;svg"));
         assert!(qr.contains(&format!("/urls/{}/qr?format=png", url["id"])));
+    }
+}
+
+/// The user agents of the bot-flagging tests.
+const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+
+/// A redirect of `code` by `method` with this user agent from this (forwarded) client.
+async fn visit(app: &TestApp, method: reqwest::Method, code: &str, agent: &str, client: &str) {
+    let resp = app
+        .client
+        .request(method.clone(), app.url(&format!("/r/{code}")))
+        .header("user-agent", agent)
+        .header("x-forwarded-for", client)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302, "{method} /r/{code} by {agent}");
+}
+
+/// (is_bot, user agent) of the link's redirect events, oldest first.
+async fn flags(app: &TestApp, url: i64) -> Vec<(bool, Option<String>)> {
+    use entity::event;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    event::Entity::find()
+        .filter(event::Column::UrlId.eq(url))
+        .filter(event::Column::EventType.eq("redirect"))
+        .order_by_asc(event::Column::Id)
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.is_bot, e.user_agent))
+        .collect()
+}
+
+/// `GET path` as JSON, asserting 200.
+async fn read(app: &TestApp, path: &str) -> Value {
+    let (status, _, body) = parts(app.get(path).await).await;
+    assert_eq!(status, 200, "{path} -> {body}");
+    body
+}
+
+/// The analytics and time series of `url` over `[from, to)`, by hour and day, with and
+/// without bots.
+async fn answers(app: &TestApp, url: i64, from: &str, to: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for query in ["", "?exclude_bots=false", "?exclude_bots=true"] {
+        out.push(read(app, &format!("/urls/{url}/analytics{query}")).await);
+    }
+    for granularity in ["hour", "day"] {
+        for bots in ["", "&exclude_bots=true"] {
+            out.push(
+                read(
+                    app,
+                    &format!(
+                        "/urls/{url}/analytics/timeseries?granularity={granularity}&from={from}&to={to}{bots}"
+                    ),
+                )
+                .await,
+            );
+        }
+    }
+    out
+}
+
+/// The one non-empty bucket of a series: (events, clicks, unique visitors).
+fn busy_bucket(series: &Value) -> (u64, u64, u64) {
+    let busy: Vec<&Value> = series["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["events"] != 0)
+        .collect();
+    assert_eq!(busy.len(), 1, "{series}");
+    let n = |k: &str| busy[0][k].as_u64().unwrap();
+    (n("events"), n("clicks"), n("unique_visitors"))
+}
+
+async fn bots_are_flagged_and_excluded_before_and_after_a_rollup(app: TestApp) {
+    use chrono::Duration;
+    use entity::event;
+    use entity::rollup::{hourly, pending};
+    use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+
+    let url = app.create_url("https://example.com/bots").await;
+    let (id, code) = (
+        url["id"].as_i64().unwrap(),
+        url["short_code"].as_str().unwrap(),
+    );
+    visit(&app, reqwest::Method::GET, code, GOOGLEBOT, "198.51.100.1").await;
+    visit(&app, reqwest::Method::HEAD, code, FIREFOX, "198.51.100.2").await;
+    visit(&app, reqwest::Method::GET, code, FIREFOX, "198.51.100.3").await;
+    app.run_pending_jobs().await;
+    assert_eq!(
+        flags(&app, id).await,
+        vec![
+            (true, Some(GOOGLEBOT.to_owned())),
+            (true, Some(FIREFOX.to_owned())),
+            (false, Some(FIREFOX.to_owned())),
+        ]
+    );
+
+    // The created event and the three redirects, moved into a closed hour and marked there
+    // (as late events are), so that a rollup can take them.
+    let db = &app.state.db;
+    let now = api::models::now();
+    let hour = storage::rollup::hour_floor(now) - Duration::hours(3);
+    event::Entity::update_many()
+        .col_expr(
+            event::Column::Timestamp,
+            sea_orm::sea_query::Expr::value(hour + Duration::minutes(10)),
+        )
+        .filter(event::Column::UrlId.eq(id))
+        .exec(db)
+        .await
+        .unwrap();
+    pending::Entity::delete_many().exec(db).await.unwrap();
+    pending::Entity::insert(pending::ActiveModel {
+        url_id: Set(Some(id)),
+        hour: Set(hour),
+        ..Default::default()
+    })
+    .exec(db)
+    .await
+    .unwrap();
+    app.state.cache.invalidate_analytics(&[id]).await;
+
+    let ts = |t: chrono::NaiveDateTime| t.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let (from, to) = (ts(hour - Duration::days(2)), ts(hour + Duration::hours(2)));
+    let before = answers(&app, id, &from, &to).await;
+    let [
+        all,
+        all_again,
+        humans,
+        by_hour,
+        by_hour_humans,
+        by_day,
+        by_day_humans,
+    ] = before.as_slice()
+    else {
+        panic!("seven answers");
+    };
+    // Without the flag, or with it false, every event counts and the answer keeps its keys.
+    assert_eq!(all, all_again);
+    assert_eq!(
+        (
+            &all["total_events"],
+            &all["redirect_count"],
+            &all["event_counts"]
+        ),
+        (&json!(4), &json!(3), &json!({"created": 1, "redirect": 3})),
+        "{all}"
+    );
+    // Without bots: the created event and the browser's GET.
+    assert_eq!(
+        (
+            &humans["total_events"],
+            &humans["redirect_count"],
+            &humans["event_counts"]
+        ),
+        (&json!(2), &json!(1), &json!({"created": 1, "redirect": 1})),
+        "{humans}"
+    );
+    let mut keys_all: Vec<&String> = all.as_object().unwrap().keys().collect();
+    let mut keys_humans: Vec<&String> = humans.as_object().unwrap().keys().collect();
+    keys_all.sort();
+    keys_humans.sort();
+    assert_eq!(keys_all, keys_humans);
+    assert_eq!(busy_bucket(by_hour), (4, 3, 3));
+    assert_eq!(busy_bucket(by_hour_humans), (2, 1, 1));
+    assert_eq!(busy_bucket(by_day), (4, 3, 3));
+    assert_eq!(busy_bucket(by_day_humans), (2, 1, 1));
+
+    let report = storage::rollup::run_once(db, now).await.unwrap();
+    assert_eq!(report.hours, 1, "{report:?}");
+    let row = hourly::Entity::find()
+        .filter(hourly::Column::UrlId.eq(id))
+        .filter(hourly::Column::EventType.eq("redirect"))
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.events, row.bot_events), (3, 2));
+    app.state.cache.invalidate_analytics(&[id]).await;
+    assert_eq!(
+        answers(&app, id, &from, &to).await,
+        before,
+        "after the rollup"
+    );
+
+    // Retention drops the raw redirects; the rows still tell bots apart.
+    storage::rollup::prune(db, now).await.unwrap();
+    assert!(flags(&app, id).await.is_empty());
+    app.state.cache.invalidate_analytics(&[id]).await;
+    assert_eq!(
+        answers(&app, id, &from, &to).await,
+        before,
+        "after retention"
+    );
+
+    refused(
+        &app,
+        &format!("/urls/{id}/analytics?exclude_bots=yes"),
+        400,
+        "Query parameter 'exclude_bots' must be true or false",
+    )
+    .await;
+    refused(
+        &app,
+        &format!("/urls/{id}/analytics/timeseries?exclude_bots=1"),
+        400,
+        "Query parameter 'exclude_bots' must be true or false",
+    )
+    .await;
+}
+
+mod bots_are_flagged_and_excluded_before_and_after_a_rollup {
+    use crate::helpers::{Backend, TestApp};
+
+    async fn spawn(backend: Backend) -> TestApp {
+        TestApp::spawn_with(backend, |c| {
+            c.trusted_proxy = Some("127.0.0.1".parse().unwrap());
+        })
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::bots_are_flagged_and_excluded_before_and_after_a_rollup(
+            spawn(Backend::Sqlite).await,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(curtain_services),
+        ignore = "needs PostgreSQL and Redis: build with CURTAIN_TEST_DATABASE_URL and CURTAIN_TEST_REDIS_URL set"
+    )]
+    async fn postgres() {
+        super::bots_are_flagged_and_excluded_before_and_after_a_rollup(
+            spawn(Backend::Postgres).await,
+        )
+        .await;
     }
 }
