@@ -393,3 +393,54 @@ mod bots_are_flagged_and_excluded_before_and_after_a_rollup {
         .await;
     }
 }
+
+/// The value of `curtain_unknown_code_visits_total{prefix="<prefix>"}` on `/metrics` (0 when
+/// the series is not there yet).
+async fn unknown_visits(app: &TestApp, prefix: &str) -> u64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let series = format!("curtain_unknown_code_visits_total{{prefix=\"{prefix}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+backend_test! {
+    async fn unknown_code_visits_are_counted_by_prefix(app) {
+        // Exported from the first scrape.
+        let first = app.get("/metrics").await.text().await.unwrap();
+        assert!(first.contains("curtain_unknown_code_visits_total{prefix=\"other\"} 0"), "{first}");
+
+        let known = app.create_url("https://example.com/known").await;
+        let code = known["short_code"].as_str().unwrap();
+        let (zq, other) = (unknown_visits(&app, "zq").await, unknown_visits(&app, "other").await);
+        let own = code[..2].to_ascii_lowercase();
+        let own_before = unknown_visits(&app, &own).await;
+        // Every redirect route, any case of the prefix.
+        for path in [
+            "/r/zqnope01",
+            "/r/ZQnope02",
+            "/r/zQ-nope_3",
+            "/urls/short/zqnope04",
+            "/urls/Zqnope05/redirect",
+        ] {
+            assert_eq!(app.get(path).await.status(), 404, "{path}");
+        }
+        // Not codes: one label for all of them.
+        for path in ["/r/z", "/r/zq.php", "/r/%E2%9C%93zq", "/urls/short/zqzqzqzqzqzqzqzqzq"] {
+            assert_eq!(app.get(path).await.status(), 404, "{path}");
+        }
+        // A deactivated code answers 404 like an unknown one and is counted with them.
+        let (status, _, _) = parts(app.put(&format!("/urls/{}", known["id"]), &json!({"is_active": false})).await).await;
+        assert_eq!(status, 200);
+        assert_eq!(app.get(&format!("/r/{code}")).await.status(), 404);
+
+        // (A generated code may itself start with "zq".)
+        assert_eq!(unknown_visits(&app, "zq").await - zq, 5 + u64::from(own == "zq"));
+        assert_eq!(unknown_visits(&app, "other").await - other, 4);
+        if own != "zq" {
+            assert_eq!(unknown_visits(&app, &own).await - own_before, 1);
+        }
+        let text = app.get("/metrics").await.text().await.unwrap();
+        assert!(!text.contains("nope"), "a raw code became a label");
+    }
+}
