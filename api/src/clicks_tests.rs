@@ -66,6 +66,7 @@ fn click(id: usize) -> Click {
         visitor_hash: "v".to_owned(),
         user_agent: None,
         referrer: None,
+        head: false,
     }
 }
 

@@ -15,6 +15,7 @@ pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod models;
+pub mod qr;
 pub mod queues;
 pub mod routes;
 pub mod spec;

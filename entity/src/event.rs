@@ -20,6 +20,8 @@ pub struct Model {
     pub referrer: Option<String>,
     /// The click batch a redirect event came in (a counter rebuild marks it as counted).
     pub batch_id: Option<String>,
+    /// A redirect by a known bot (user agent) or a HEAD request; false for every other event.
+    pub is_bot: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

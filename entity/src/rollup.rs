@@ -20,6 +20,10 @@ pub mod hourly {
         pub unique_visitors: i64,
         pub visitors: Option<Vec<u8>>,
         pub raw_pruned: bool,
+        /// Events of bots among `events`.
+        pub bot_events: i64,
+        /// Sketch of the visitors that are not bots; `None`: the same as `visitors`.
+        pub human_visitors: Option<Vec<u8>>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -44,6 +48,10 @@ pub mod daily {
         pub latest_at: DateTime,
         pub unique_visitors: i64,
         pub visitors: Option<Vec<u8>>,
+        /// Events of bots among `events`.
+        pub bot_events: i64,
+        /// Sketch of the visitors that are not bots; `None`: the same as `visitors`.
+        pub human_visitors: Option<Vec<u8>>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,7 @@ mod m20261207_000100_link_options;
 mod m20261207_000101_redirect_options;
 mod m20261207_000102_link_expiry;
 mod m20261207_000103_tags_utm;
+mod m20261207_000200_bot_flag;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000101_redirect_options::Migration),
             Box::new(m20261207_000102_link_expiry::Migration),
             Box::new(m20261207_000103_tags_utm::Migration),
+            Box::new(m20261207_000200_bot_flag::Migration),
         ]
     }
 }

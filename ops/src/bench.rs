@@ -105,6 +105,7 @@ pub async fn enqueue(
                     visitor_hash: format!("visitor{}", i % 5_000),
                     user_agent: Some("bench".into()),
                     referrer: None,
+                    head: false,
                 })
                 .collect(),
         );

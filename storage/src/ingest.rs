@@ -4,6 +4,7 @@
 //! dropped and reported, not retried. Safe to run any number of times for the same batch.
 
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 use chrono::Timelike;
 use entity::{event, url};
@@ -34,6 +35,17 @@ pub struct IngestReport {
     pub dropped_deleted: u64,
 }
 
+/// Known bots' user agents: the `isbot` crate's list (the patterns of the `isbot` npm package,
+/// kept up to date there), compiled once into one regex.
+static BOTS: LazyLock<isbot::Bots> = LazyLock::new(isbot::Bots::default);
+
+/// Whether a click is a bot's: a HEAD request, or a user agent on the bot list. A click
+/// without a user agent is not flagged (as the `isbot` package decides).
+#[must_use]
+pub fn is_bot(c: &Click) -> bool {
+    c.head || c.user_agent.as_deref().is_some_and(|ua| BOTS.is_bot(ua))
+}
+
 fn row(c: &Click, batch_id: &str) -> event::ActiveModel {
     event::ActiveModel {
         url_id: Set(Some(c.url_id)),
@@ -47,6 +59,7 @@ fn row(c: &Click, batch_id: &str) -> event::ActiveModel {
         user_agent: Set(c.user_agent.clone()),
         referrer: Set(c.referrer.clone()),
         batch_id: Set(Some(batch_id.to_owned())),
+        is_bot: Set(is_bot(c)),
         ..Default::default()
     }
 }
@@ -69,6 +82,7 @@ async fn insert_postgres(
         a: Option<&'a str>,
         r: Option<&'a str>,
         b: &'a str,
+        z: bool,
     }
     let rows: Vec<Rec<'_>> = chunk
         .iter()
@@ -81,16 +95,17 @@ async fn insert_postgres(
             a: c.user_agent.as_deref(),
             r: c.referrer.as_deref(),
             b: batch,
+            z: is_bot(c),
         })
         .collect();
     let json = serde_json::to_string(&rows).map_err(|e| DbErr::Custom(e.to_string()))?;
     let stmt = Statement::from_sql_and_values(
         DbBackend::Postgres,
         "INSERT INTO events \
-         (url_id, user_id, event_type, timestamp, details, click_id, visitor_hash, user_agent, referrer, batch_id) \
-         SELECT u, NULL, 'redirect', t, jsonb_build_object('short_code', c), k, v, a, r, b \
+         (url_id, user_id, event_type, timestamp, details, click_id, visitor_hash, user_agent, referrer, batch_id, is_bot) \
+         SELECT u, NULL, 'redirect', t, jsonb_build_object('short_code', c), k, v, a, r, b, z \
          FROM json_to_recordset($1::json) \
-         AS x(u bigint, t timestamp, c text, k text, v text, a text, r text, b text) \
+         AS x(u bigint, t timestamp, c text, k text, v text, a text, r text, b text, z boolean) \
          ON CONFLICT (click_id) DO NOTHING",
         [json.into()],
     );
@@ -205,4 +220,35 @@ pub async fn ingest_many(
         inserted,
         dropped_deleted,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn click(user_agent: Option<&str>, head: bool) -> Click {
+        Click {
+            click_id: "c".into(),
+            url_id: 1,
+            short_code: "abc123".into(),
+            at: chrono::DateTime::UNIX_EPOCH.naive_utc(),
+            visitor_hash: "v".into(),
+            user_agent: user_agent.map(str::to_owned),
+            referrer: None,
+            head,
+        }
+    }
+
+    #[test]
+    fn bots_and_head_requests_are_flagged_browsers_are_not() {
+        let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+        assert!(is_bot(&click(
+            Some("Googlebot/2.1 (+http://www.google.com/bot.html)"),
+            false
+        )));
+        assert!(is_bot(&click(Some("curl/8.5.0"), false)));
+        assert!(is_bot(&click(Some(chrome), true)));
+        assert!(!is_bot(&click(Some(chrome), false)));
+        assert!(!is_bot(&click(None, false)));
+    }
 }

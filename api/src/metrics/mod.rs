@@ -1,5 +1,5 @@
 //! Prometheus metrics of the api process: HTTP requests by route template (never the raw
-//! path), click-path counters, counter-shard failures, the click queue's depth and age (also
+//! path), click-path counters, visits to unknown codes by prefix, counter-shard failures, the click queue's depth and age (also
 //! exported by the workers, but read here too so the backlog stays visible when every worker is
 //! down) and the process collector. `/metrics` itself is not counted.
 //!
@@ -13,6 +13,7 @@
 mod http;
 mod limits;
 mod queue;
+mod unknown_codes;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -27,6 +28,7 @@ use crate::clicks::ClickMetrics;
 pub use http::{HotRedirectMetrics, RouteTemplates, track};
 pub use limits::LimitMetrics;
 pub use queue::QueueGauges;
+pub use unknown_codes::UnknownCodeMetrics;
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -38,6 +40,7 @@ pub struct Metrics {
     pub queue: QueueGauges,
     pub alerts: alerts::AlertMetrics,
     pub limits: LimitMetrics,
+    pub unknown_codes: UnknownCodeMetrics,
     pub templates: RouteTemplates,
     shard_failures: IntCounter,
     shard_failovers: IntCounter,
@@ -118,9 +121,11 @@ impl Metrics {
         let queue = QueueGauges::new(&registry);
         let alerts = alerts::AlertMetrics::register(&registry);
         let limits = LimitMetrics::register(&registry);
+        let unknown_codes = UnknownCodeMetrics::register(&registry);
         Self {
             alerts,
             limits,
+            unknown_codes,
             shard_failures: counter(
                 &registry,
                 "curtain_counter_shard_failures_total",

@@ -13,10 +13,10 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use sea_orm::EntityTrait;
-use storage::rollup::Granularity;
+use storage::rollup::{Bots, Granularity};
 
 use super::urls::NOT_FOUND;
-use super::{Api, Tag, path_id, read_through};
+use super::{Api, BYPASS, Tag, path_id, read_through};
 use crate::cache::CacheKey;
 use crate::error::{ApiError, ApiResult};
 use crate::models::{Analytics, now, ts};
@@ -31,13 +31,19 @@ pub enum AnalyticsRead {
     Ok(Json<Analytics>, #[oai(header = "X-Cache")] String),
 }
 
-async fn load(state: &AppState, id: i64) -> ApiResult<Option<Analytics>> {
+async fn load(state: &AppState, id: i64, bots: Bots) -> ApiResult<Option<Analytics>> {
     let Some(link) = url::Entity::find_by_id(id).one(&state.db).await? else {
         return Ok(None);
     };
     let totals = storage::rollup::totals(&state.db, id, now()).await?;
-    let event_counts: BTreeMap<String, u64> =
-        totals.iter().map(|(t, n)| (t.clone(), n.events)).collect();
+    let counted = |t: &storage::rollup::TypeTotal| match bots {
+        Bots::Include => t.events,
+        Bots::Exclude => t.events - t.bots,
+    };
+    let event_counts: BTreeMap<String, u64> = totals
+        .iter()
+        .map(|(t, n)| (t.clone(), counted(n)))
+        .collect();
     let latest = totals.values().filter_map(|t| t.latest).max();
     Ok(Some(Analytics {
         url_id: link.id,
@@ -49,6 +55,17 @@ async fn load(state: &AppState, id: i64) -> ApiResult<Option<Analytics>> {
         event_counts,
         latest_event_at: latest.map(ts),
     }))
+}
+
+/// `?exclude_bots=`: absent or `false` → every event; `true` → none flagged as a bot's.
+fn parse_bots(raw: Option<&str>) -> ApiResult<Bots> {
+    match raw.map(|r| r.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("false") => Ok(Bots::Include),
+        Some("true") => Ok(Bots::Exclude),
+        Some(_) => Err(ApiError::bad_request(
+            "Query parameter 'exclude_bots' must be true or false",
+        )),
+    }
 }
 
 /// Most buckets one time-series request may ask for.
@@ -155,13 +172,32 @@ impl AnalyticsApi {
     ///
     /// Event counts of the link: all events, `click` events, `redirect` events (one per
     /// redirect served, shown within 2 seconds), counts per type and the newest event's time.
+    ///
+    /// `exclude_bots=true` leaves out the redirects flagged as bots' (a user agent on the
+    /// `isbot` list, or a HEAD request): the counts are those of the other events (a type
+    /// whose events are all bots' shows 0), `latest_event_at` stays the newest event's time.
+    /// The keys are the same; that answer is computed per request (`X-Cache: BYPASS`).
+    /// `false` or absent: the default answer. Another value is a 400.
     #[oai(path = "/urls/:id/analytics", method = "get")]
-    async fn analytics(&self, id: Path<String>) -> ApiResult<AnalyticsRead> {
+    async fn analytics(
+        &self,
+        id: Path<String>,
+        exclude_bots: Query<Option<String>>,
+    ) -> ApiResult<AnalyticsRead> {
         let id = path_id(&id, NOT_FOUND)?;
+        let bots = parse_bots(exclude_bots.as_deref())?;
         let state = &self.0;
-        let (body, status) = read_through(state, CacheKey::Analytics(id), || load(state, id))
-            .await?
-            .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
+        if bots == Bots::Exclude {
+            let body = load(state, id, bots)
+                .await?
+                .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
+            return Ok(AnalyticsRead::Ok(Json(body), BYPASS.into()));
+        }
+        let (body, status) = read_through(state, CacheKey::Analytics(id), || {
+            load(state, id, Bots::Include)
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
         Ok(AnalyticsRead::Ok(Json(body), status.into()))
     }
 
@@ -174,6 +210,8 @@ impl AnalyticsApi {
     /// current bucket included. Buckets start at `from` rounded down to the granularity and
     /// end before `to`; at most 1,000 per request. 400 for an unknown granularity, an
     /// unparseable time, `from` not before `to`, or too many buckets; 404 for an unknown link.
+    /// `exclude_bots=true` counts only the events not flagged as bots' (and only their
+    /// visitors); `false` or absent counts every event; another value is a 400.
     #[oai(path = "/urls/:id/analytics/timeseries", method = "get")]
     async fn timeseries(
         &self,
@@ -181,17 +219,20 @@ impl AnalyticsApi {
         granularity: Query<Option<String>>,
         from: Query<Option<String>>,
         to: Query<Option<String>>,
+        exclude_bots: Query<Option<String>>,
     ) -> ApiResult<Json<TimeSeries>> {
         let id = path_id(&id, NOT_FOUND)?;
         let now = now();
         let (granularity, from, to) =
             series_range(granularity.as_deref(), from.as_deref(), to.as_deref(), now)?;
+        let bots = parse_bots(exclude_bots.as_deref())?;
         let state = &self.0;
         let link = url::Entity::find_by_id(id)
             .one(&state.db)
             .await?
             .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
-        let points = storage::rollup::series(&state.db, id, granularity, from, to, now).await?;
+        let points =
+            storage::rollup::series(&state.db, id, granularity, (from, to), now, bots).await?;
         Ok(Json(TimeSeries {
             url_id: link.id,
             short_code: link.short_code,

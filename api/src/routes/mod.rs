@@ -53,6 +53,7 @@ pub fn api_service(state: &Arc<AppState>) -> OpenApiService<impl poem_openapi::O
             bulk::BulkApi(s()),
             urls::UrlsApi(s()),
             urls::details::DetailsApi(s()),
+            urls::qr::QrApi(s()),
             analytics::AnalyticsApi(s()),
             realtime::RealtimeApi(s()),
             redirects::RedirectsApi(s()),
@@ -120,6 +121,25 @@ pub fn path_id(raw: &str, not_found: &'static str) -> ApiResult<i64> {
         Some(IntParam::OutOfRange) => Err(ApiError::not_found(not_found)),
         Some(IntParam::Int(id)) => Ok(id),
     }
+}
+
+/// The base of absolute short URLs: `PUBLIC_BASE_URL`, else the request's `Host` (scheme
+/// `http`, or the `X-Forwarded-Proto` of the configured trusted proxy).
+pub(crate) fn base_url(state: &AppState, req: &poem::Request) -> String {
+    state.public_base_url.clone().unwrap_or_else(|| {
+        let header = |name: &str| req.headers().get(name).and_then(|h| h.to_str().ok());
+        let host = header("host").unwrap_or("localhost");
+        let peer = req
+            .remote_addr()
+            .as_socket_addr()
+            .map(std::net::SocketAddr::ip);
+        let proxied = peer.is_some() && peer == state.trusted_proxy;
+        let scheme = match header("x-forwarded-proto").map(str::trim) {
+            Some(p) if proxied && p.eq_ignore_ascii_case("https") => "https",
+            _ => "http",
+        };
+        format!("{scheme}://{host}")
+    })
 }
 
 /// `X-Cache` values.

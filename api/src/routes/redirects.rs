@@ -172,6 +172,7 @@ fn click(state: &AppState, url_id: i64, code: ShortCode, req: &Request) -> Click
         visitor_hash: visitor_hash(state, client_ip(state, req)),
         user_agent: header_text(req, "user-agent"),
         referrer: header_text(req, "referer"),
+        head: req.method() == poem::http::Method::HEAD,
     }
 }
 
@@ -260,8 +261,14 @@ async fn expired(
     }))
 }
 
+/// The 404 of a code that does not redirect, counted by its prefix.
+fn unknown(state: &AppState, raw: &str) -> ApiError {
+    state.metrics.unknown_codes.visit(raw);
+    ApiError::not_found(NOT_FOUND)
+}
+
 async fn redirect(state: &AppState, raw: &str, req: &Request) -> ApiResult<Redirect> {
-    let code = ShortCode::parse(raw).ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
+    let code = ShortCode::parse(raw).ok_or_else(|| unknown(state, raw))?;
     let (target, cache) = read_through(
         state,
         CacheKey::Redirect(code.as_str().to_owned()),
@@ -275,7 +282,7 @@ async fn redirect(state: &AppState, raw: &str, req: &Request) -> ApiResult<Redir
         },
     )
     .await?
-    .ok_or_else(|| ApiError::not_found(NOT_FOUND))?;
+    .ok_or_else(|| unknown(state, raw))?;
     if target.may_expire()
         && let Some(answer) = expired(state, &target, cache).await?
     {

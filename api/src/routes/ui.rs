@@ -9,13 +9,13 @@ use poem_openapi::payload::Html;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::{Map, Value};
 
+use super::base_url;
 use super::urls::create_url;
 use super::{Api, Tag};
 use crate::body::FormBody;
 use crate::error::{ApiError, ApiResult};
 use crate::fields::{IntParam, parse_int_param};
 use crate::html;
-use crate::state::AppState;
 
 pub struct UiApi(pub Api);
 
@@ -37,6 +37,7 @@ const ROUTES: &[&str] = &[
     "GET /urls/<id>/analytics",
     "GET /urls/<id>/details",
     "PATCH /urls/<id>/details",
+    "GET /urls/<id>/qr",
     "GET /r/<short_code>",
     "GET /urls/short/<short_code>",
     "GET /urls/<short_code>/redirect",
@@ -107,17 +108,6 @@ fn form_to_json(form: &FormBody<ShortenForm>) -> Value {
     Value::Object(obj)
 }
 
-fn base_url(state: &AppState, req: &Request) -> String {
-    state.public_base_url.clone().unwrap_or_else(|| {
-        let host = req
-            .headers()
-            .get("host")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
-        format!("http://{host}")
-    })
-}
-
 #[OpenApi(tag = "Tag::Ui")]
 impl UiApi {
     /// Link page
@@ -146,6 +136,14 @@ impl UiApi {
         context.insert(
             "short_url",
             &format!("{}/r/{}", base_url(&self.0, req), link.short_code),
+        );
+        context.insert(
+            "qr_svg",
+            &crate::qr::svg(
+                &format!("{}/r/{}", base_url(&self.0, req), link.short_code),
+                crate::qr::DEFAULT_SIZE,
+            )
+            .ok(),
         );
         context.insert("original_url", &link.original_url);
         context.insert("title", &link.title);

@@ -21,6 +21,7 @@ mod hostile;
 mod keys;
 mod limits;
 mod link_features;
+mod link_features2;
 mod migrations;
 mod openapi;
 mod queues;

@@ -171,6 +171,7 @@ mod tests {
             visitor_hash: visitor.into(),
             user_agent: None,
             referrer: None,
+            head: false,
         }
     }
 

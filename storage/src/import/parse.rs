@@ -134,6 +134,7 @@ pub fn parse_events(data: &[u8]) -> Result<Vec<event::ActiveModel>, ImportError>
             user_agent: Set(None),
             referrer: Set(None),
             batch_id: Set(None),
+            is_bot: Set(false),
         });
     }
     Ok(out)

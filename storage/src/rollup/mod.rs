@@ -34,7 +34,7 @@ use sea_orm::{
 pub use compute::{RollupReport, run_once};
 pub use prune::prune;
 pub use schedule::{RollupMetrics, Schedule, run_forever, run_scheduled};
-pub use series::{Granularity, Point, series};
+pub use series::{Bots, Granularity, Point, series};
 pub use totals::{TypeTotal, totals};
 
 /// The advisory lock that makes one rollup run at a time across workers.
@@ -74,4 +74,9 @@ async fn begin_exclusive(
 
 fn count_star() -> SimpleExpr {
     Expr::expr(Func::count(Expr::col(event::Column::Id)))
+}
+
+/// The number of bots' events among those counted (`events.is_bot`), as a BIGINT.
+fn count_bots() -> SimpleExpr {
+    Expr::cust("CAST(SUM(CASE WHEN is_bot THEN 1 ELSE 0 END) AS BIGINT)")
 }

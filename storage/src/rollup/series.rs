@@ -67,26 +67,36 @@ impl Bucket {
     }
 }
 
+/// Which events a series counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bots {
+    /// Every event (the default).
+    Include,
+    /// Only events not flagged `is_bot`, and only their visitors.
+    Exclude,
+}
+
 /// The link's events per bucket, for buckets starting in `[from, to)` (`from` aligned to the
 /// granularity), every bucket present (zeros included), oldest first.
 pub async fn series(
     db: &DatabaseConnection,
     url: i64,
     granularity: Granularity,
-    from: NaiveDateTime,
-    to: NaiveDateTime,
+    range: (NaiveDateTime, NaiveDateTime),
     now: NaiveDateTime,
+    bots: Bots,
 ) -> Result<Vec<Point>, DbErr> {
+    let (from, to) = range;
     let from = granularity.floor(from);
     let plan = match Plan::new(db, url, now).await? {
         Some(plan) => plan,
         // Too many marked hours: every hour in range is read raw.
         None => Plan::everything_raw(from),
     };
-    let mut hours = rolled_up_hours(db, url, granularity, &plan, from, to).await?;
-    raw_hours(db, url, &plan, from, to, &mut hours).await?;
+    let mut hours = rolled_up_hours(db, url, granularity, &plan, (from, to), bots).await?;
+    raw_hours(db, url, &plan, (from, to), bots, &mut hours).await?;
     if granularity == Granularity::Day {
-        hours = days(db, url, &plan, from, to, hours).await?;
+        hours = days(db, url, &plan, (from, to), bots, hours).await?;
     }
     let mut points = Vec::new();
     let mut start = from;
@@ -103,7 +113,45 @@ pub async fn series(
     Ok(points)
 }
 
-type HourRow = (NaiveDateTime, String, i64, i64, Option<Vec<u8>>);
+type HourRow = (
+    NaiveDateTime,
+    String,
+    i64,
+    i64,
+    i64,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+);
+
+type DayRow = (NaiveDateTime, String, i64, i64, i64, Option<Vec<u8>>);
+
+/// A rollup row as `bots` counts it: (events, unique visitors, sketch). Without bots, the
+/// row's bot events are taken off and its visitors are those of its human sketch (which
+/// only rows with bots have: otherwise every visitor is human).
+fn counted(
+    bots: Bots,
+    (events, unique, bot_events): (i64, i64, i64),
+    visitors: Option<&[u8]>,
+    human_visitors: Option<&[u8]>,
+) -> (u64, u64, Option<Hll>) {
+    match (bots, human_visitors) {
+        (Bots::Exclude, Some(humans)) => {
+            let sketch = Hll::from_bytes(humans);
+            let unique = sketch.as_ref().map_or(0, Hll::estimate);
+            ((events - bot_events) as u64, unique, sketch)
+        }
+        (Bots::Exclude, None) => (
+            (events - bot_events) as u64,
+            unique as u64,
+            visitors.and_then(Hll::from_bytes),
+        ),
+        (Bots::Include, _) => (
+            events as u64,
+            unique as u64,
+            visitors.and_then(Hll::from_bytes),
+        ),
+    }
+}
 
 /// Rolled-up hours of `[from, to)` that the plan does not read raw. For days, only the hours
 /// of days not wholly rolled up (the rest use daily rows), with their sketches.
@@ -112,8 +160,8 @@ async fn rolled_up_hours(
     url: i64,
     granularity: Granularity,
     plan: &Plan,
-    from: NaiveDateTime,
-    to: NaiveDateTime,
+    (from, to): (NaiveDateTime, NaiveDateTime),
+    bots: Bots,
 ) -> Result<BTreeMap<NaiveDateTime, Bucket>, DbErr> {
     let with_sketches = granularity == Granularity::Day;
     let hourly_from = match granularity {
@@ -126,6 +174,8 @@ async fn rolled_up_hours(
         .column(hourly::Column::EventType)
         .column(hourly::Column::Events)
         .column(hourly::Column::UniqueVisitors)
+        .column(hourly::Column::BotEvents)
+        .column(hourly::Column::HumanVisitors)
         .filter(hourly::Column::UrlId.eq(url))
         .filter(hourly::Column::Hour.gte(hourly_from))
         .filter(hourly::Column::Hour.lt(to.min(plan.open)))
@@ -138,21 +188,28 @@ async fn rolled_up_hours(
             .await?
     } else {
         query
-            .into_tuple::<(NaiveDateTime, String, i64, i64)>()
+            .into_tuple::<(NaiveDateTime, String, i64, i64, i64, Option<Vec<u8>>)>()
             .all(db)
             .await?
             .into_iter()
-            .map(|(h, t, e, u)| (h, t, e, u, None))
+            .map(|(h, t, e, u, b, hv)| (h, t, e, u, b, hv, None))
             .collect()
     };
     let mut hours: BTreeMap<NaiveDateTime, Bucket> = BTreeMap::new();
-    for (hour, event_type, events, unique, sketch) in rows {
+    for (hour, event_type, events, unique, bot_events, humans, sketch) in rows {
+        let (events, unique, sketch) = counted(
+            bots,
+            (events, unique, bot_events),
+            sketch.as_deref(),
+            humans.as_deref(),
+        );
         let bucket = hours.entry(hour).or_default();
-        bucket.events += events as u64;
+        bucket.events += events;
         if event_type == REDIRECT {
-            bucket.clicks += events as u64;
-            bucket.unique = unique as u64;
-            bucket.visitors = sketch.as_deref().and_then(Hll::from_bytes);
+            bucket.clicks += events;
+            bucket.unique = unique;
+            // Hours only carry sketches when days are merged from them.
+            bucket.visitors = sketch.filter(|_| with_sketches);
         }
     }
     Ok(hours)
@@ -164,8 +221,8 @@ async fn raw_hours(
     db: &DatabaseConnection,
     url: i64,
     plan: &Plan,
-    from: NaiveDateTime,
-    to: NaiveDateTime,
+    (from, to): (NaiveDateTime, NaiveDateTime),
+    bots: Bots,
     hours: &mut BTreeMap<NaiveDateTime, Bucket>,
 ) -> Result<(), DbErr> {
     let mut raw = event::Entity::find()
@@ -173,16 +230,20 @@ async fn raw_hours(
         .column(event::Column::Timestamp)
         .column(event::Column::EventType)
         .column(event::Column::VisitorHash)
+        .column(event::Column::IsBot)
         .filter(plan.raw_condition(url))
         .filter(event::Column::Timestamp.gte(from))
         .filter(event::Column::Timestamp.lt(to))
-        .into_tuple::<(NaiveDateTime, String, Option<String>)>()
+        .into_tuple::<(NaiveDateTime, String, Option<String>, bool)>()
         .stream(db)
         .await?;
     let mut raw_hours: BTreeSet<NaiveDateTime> = BTreeSet::new();
-    while let Some((at, event_type, visitor)) = raw.try_next().await? {
+    while let Some((at, event_type, visitor, is_bot)) = raw.try_next().await? {
         let hour = hour_floor(at);
         raw_hours.insert(hour);
+        if is_bot && bots == Bots::Exclude {
+            continue;
+        }
         let bucket = hours.entry(hour).or_default();
         bucket.events += 1;
         if event_type == REDIRECT {
@@ -195,10 +256,16 @@ async fn raw_hours(
     drop(raw);
     for row in plan.pruned_rows(db, url, Some((from, to))).await? {
         raw_hours.insert(row.hour);
+        let (events, _, sketch) = counted(
+            bots,
+            (row.events, row.unique_visitors, row.bot_events),
+            row.visitors.as_deref(),
+            row.human_visitors.as_deref(),
+        );
         let bucket = hours.entry(row.hour).or_default();
-        bucket.events += row.events as u64;
-        bucket.clicks += row.events as u64;
-        if let Some(sketch) = row.visitors.as_deref().and_then(Hll::from_bytes) {
+        bucket.events += events;
+        bucket.clicks += events;
+        if let Some(sketch) = sketch {
             bucket.visitors.get_or_insert_with(Hll::new).merge(&sketch);
         }
     }
@@ -216,8 +283,8 @@ async fn days(
     db: &DatabaseConnection,
     url: i64,
     plan: &Plan,
-    from: NaiveDateTime,
-    to: NaiveDateTime,
+    (from, to): (NaiveDateTime, NaiveDateTime),
+    bots: Bots,
     hours: BTreeMap<NaiveDateTime, Bucket>,
 ) -> Result<BTreeMap<NaiveDateTime, Bucket>, DbErr> {
     let mut days: BTreeMap<NaiveDateTime, Bucket> = BTreeMap::new();
@@ -227,24 +294,28 @@ async fn days(
     for bucket in days.values_mut() {
         bucket.unique = bucket.visitors.as_ref().map_or(0, Hll::estimate);
     }
-    let rows: Vec<(NaiveDateTime, String, i64, i64)> = daily::Entity::find()
+    let rows: Vec<DayRow> = daily::Entity::find()
         .select_only()
         .column(daily::Column::Day)
         .column(daily::Column::EventType)
         .column(daily::Column::Events)
         .column(daily::Column::UniqueVisitors)
+        .column(daily::Column::BotEvents)
+        .column(daily::Column::HumanVisitors)
         .filter(daily::Column::UrlId.eq(url))
         .filter(daily::Column::Day.gte(from))
         .filter(daily::Column::Day.lt(to.min(plan.daily_before)))
         .into_tuple()
         .all(db)
         .await?;
-    for (day, event_type, events, unique) in rows {
+    for (day, event_type, events, unique, bot_events, humans) in rows {
+        let (events, unique, _) =
+            counted(bots, (events, unique, bot_events), None, humans.as_deref());
         let bucket = days.entry(day).or_default();
-        bucket.events += events as u64;
+        bucket.events += events;
         if event_type == REDIRECT {
-            bucket.clicks += events as u64;
-            bucket.unique = unique as u64;
+            bucket.clicks += events;
+            bucket.unique = unique;
         }
     }
     Ok(days)

@@ -8,17 +8,19 @@ use entity::rollup::{daily, hourly};
 use sea_orm::sea_query::{Alias, Expr, Func, SimpleExpr};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect};
 
-use super::count_star;
 use super::plan::Plan;
+use super::{count_bots, count_star};
 
 fn sum_bigint<C: sea_orm::sea_query::IntoColumnRef>(col: C) -> SimpleExpr {
     Func::cast_as(Func::sum(Expr::col(col)), Alias::new("BIGINT")).into()
 }
 
-/// Events of one type: how many, and the newest one's time.
+/// Events of one type: how many, how many of them bots', and the newest one's time.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct TypeTotal {
     pub events: u64,
+    /// Events flagged `is_bot` among `events`.
+    pub bots: u64,
     pub latest: Option<NaiveDateTime>,
 }
 
@@ -29,10 +31,11 @@ pub async fn totals(
     now: NaiveDateTime,
 ) -> Result<BTreeMap<String, TypeTotal>, DbErr> {
     let mut out: BTreeMap<String, TypeTotal> = BTreeMap::new();
-    let mut add = |rows: Vec<(String, i64, Option<NaiveDateTime>)>| {
-        for (event_type, n, latest) in rows {
+    let mut add = |rows: Vec<(String, i64, i64, Option<NaiveDateTime>)>| {
+        for (event_type, n, bots, latest) in rows {
             let total = out.entry(event_type).or_default();
             total.events += n as u64;
+            total.bots += bots as u64;
             total.latest = total.latest.max(latest);
         }
     };
@@ -41,6 +44,7 @@ pub async fn totals(
             .select_only()
             .column(event::Column::EventType)
             .column_as(count_star(), "n")
+            .column_as(count_bots(), "bots")
             .column_as(
                 Expr::expr(Func::max(Expr::col(event::Column::Timestamp))),
                 "latest",
@@ -60,7 +64,7 @@ pub async fn totals(
             .pruned_rows(db, url, None)
             .await?
             .into_iter()
-            .map(|r| (r.event_type, r.events, Some(r.latest_at)))
+            .map(|r| (r.event_type, r.events, r.bot_events, Some(r.latest_at)))
             .collect());
         return Ok(out);
     };
@@ -68,6 +72,7 @@ pub async fn totals(
         .select_only()
         .column(daily::Column::EventType)
         .column_as(sum_bigint(daily::Column::Events), "n")
+        .column_as(sum_bigint(daily::Column::BotEvents), "bots")
         .column_as(
             Expr::expr(Func::max(Expr::col(daily::Column::LatestAt))),
             "latest",
@@ -82,6 +87,7 @@ pub async fn totals(
         .select_only()
         .column(hourly::Column::EventType)
         .column_as(sum_bigint(hourly::Column::Events), "n")
+        .column_as(sum_bigint(hourly::Column::BotEvents), "bots")
         .column_as(
             Expr::expr(Func::max(Expr::col(hourly::Column::LatestAt))),
             "latest",
@@ -99,7 +105,7 @@ pub async fn totals(
         .pruned_rows(db, url, None)
         .await?
         .into_iter()
-        .map(|r| (r.event_type, r.events, Some(r.latest_at)))
+        .map(|r| (r.event_type, r.events, r.bot_events, Some(r.latest_at)))
         .collect());
     Ok(out)
 }

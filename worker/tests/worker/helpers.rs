@@ -395,6 +395,7 @@ pub fn click(url_id: i64, code: &str, visitor: &str) -> jobs::Click {
         visitor_hash: visitor.to_owned(),
         user_agent: None,
         referrer: None,
+        head: false,
     }
 }
 

@@ -7,6 +7,7 @@
 mod create;
 pub mod details;
 mod options;
+pub mod qr;
 mod tags;
 
 use entity::{event, url, url_tag};
