@@ -66,11 +66,7 @@ pub async fn run(db: &sea_orm::DatabaseConnection, command: CountersCommand) -> 
     };
     let deployment = storage::settings::deployment_id(db).await?;
     let counters = Counters::for_deployment(&shards, &cache_prefix, &deployment)?;
-    let scope = match (job.code, job.shard) {
-        (Some(code), _) => RebuildScope::Code(code),
-        (None, Some(shard)) => RebuildScope::Shard(shard),
-        (None, None) => RebuildScope::All,
-    };
+    let scope = RebuildScope::from(&job);
     let report = counters.rebuild(db, &scope).await?;
     println!(
         "rebuilt: {} clicks, {} links, {} batches marked, {} stale keys removed in {:.2} s ({:.0} clicks/s)",

@@ -3,6 +3,7 @@
 //! it touched is invalidated (never the redirect cache). Clicks of links deleted meanwhile are
 //! dropped and reported, not retried. Safe to run any number of times for the same batch.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
@@ -141,10 +142,10 @@ pub async fn ingest(
     ingest_many(db, counters, cache, std::slice::from_ref(batch)).await
 }
 
-/// Ingests several batches as one: one live-link query, their events in one statement (or one
-/// transaction past 5,000 rows: a batch is never half stored, so a counter rebuild reading the events sees all of a batch or
-/// none of it), one counter update per shard carrying each batch's own idempotency marker, one
-/// cache invalidation. Each batch still counts once however often it is applied, alone or
+/// Ingests several batches as one: one live-link query, their events in one statement (one
+/// transaction past 5,000 rows: a batch is never half stored, so a counter rebuild reading the
+/// events sees all of a batch or none of it), one counter update per shard carrying each
+/// batch's own idempotency marker, one cache invalidation. Each batch still counts once however often it is applied, alone or
 /// together with others.
 pub async fn ingest_many(
     db: &DatabaseConnection,
@@ -167,15 +168,21 @@ pub async fn ingest_many(
         .await?
         .into_iter()
         .collect();
-    let kept: Vec<(&str, Vec<Click>)> = batches
+    // Clicks of live links, borrowed unless a batch has one of a deleted link.
+    let kept: Vec<(&str, Cow<'_, [Click]>)> = batches
         .iter()
         .map(|b| {
-            let clicks = b
-                .clicks
-                .iter()
-                .filter(|c| live.contains(&c.url_id))
-                .cloned()
-                .collect();
+            let clicks = if b.clicks.iter().all(|c| live.contains(&c.url_id)) {
+                Cow::Borrowed(b.clicks.as_slice())
+            } else {
+                Cow::Owned(
+                    b.clicks
+                        .iter()
+                        .filter(|c| live.contains(&c.url_id))
+                        .cloned()
+                        .collect(),
+                )
+            };
             (b.batch_id.as_str(), clicks)
         })
         .collect();
@@ -210,7 +217,7 @@ pub async fn ingest_many(
         let parts: Vec<(&str, &[Click])> = kept
             .iter()
             .filter(|(_, c)| !c.is_empty())
-            .map(|(b, c)| (*b, c.as_slice()))
+            .map(|(b, c)| (*b, c.as_ref()))
             .collect();
         counters.apply_many(&parts, delivery).await?;
         let touched: Vec<i64> = ids.into_iter().filter(|id| live.contains(id)).collect();

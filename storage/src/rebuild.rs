@@ -16,17 +16,18 @@ pub struct RebuildReport {
     pub codes: u64,
 }
 
+/// Every redirect event's code, time, visitor hash and batch id: what the counters are rebuilt
+/// from (the in-process ones here, the shards' in [`crate::counters::Counters::rebuild`]).
+pub(crate) const REDIRECT_EVENTS: &str = "SELECT u.short_code, e.timestamp, e.visitor_hash, \
+     e.batch_id FROM events e JOIN urls u ON u.id = e.url_id WHERE e.event_type = 'redirect'";
+
 /// In-process counters holding every redirect event of `db`, read as a stream (memory grows
 /// with codes, hours and visitors, not with events).
 pub async fn memory_counters_from_events(
     db: &DatabaseConnection,
 ) -> Result<(Counters, RebuildReport), DbErr> {
     let counters = MemoryCounters::default();
-    let stmt = Statement::from_string(
-        db.get_database_backend(),
-        "SELECT u.short_code, e.timestamp, e.visitor_hash FROM events e \
-         JOIN urls u ON u.id = e.url_id WHERE e.event_type = 'redirect'",
-    );
+    let stmt = Statement::from_string(db.get_database_backend(), REDIRECT_EVENTS);
     let mut rows = db.stream_raw(stmt).await?;
     let mut report = RebuildReport::default();
     while let Some(row) = rows.try_next().await? {

@@ -1,7 +1,7 @@
 //! Click batches ingested together: the click workers hand their batch to one coalescing task
 //! and wait for its result, and that task ingests whatever batches are waiting as one
-//! ([`storage::ingest::ingest_many`]): one live-link query, one transaction of inserts, one
-//! counter update per shard, one cache invalidation. Group commit, as in the api's batcher:
+//! ([`storage::ingest::ingest_many`]): one live-link query, one insert statement, one counter
+//! update per shard, one cache invalidation. Group commit, as in the api's batcher:
 //! while the ingestion slots are busy, batches gather; when one frees, it takes them all, so
 //! the groups grow with the load and add no fixed delay.
 //!

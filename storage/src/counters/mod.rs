@@ -76,6 +76,17 @@ pub enum RebuildScope {
     Code(String),
 }
 
+impl From<&jobs::RebuildCounters> for RebuildScope {
+    /// A code first, then a shard, else everything.
+    fn from(job: &jobs::RebuildCounters) -> Self {
+        match (&job.code, job.shard) {
+            (Some(code), _) => Self::Code(code.clone()),
+            (None, Some(shard)) => Self::Shard(shard),
+            (None, None) => Self::All,
+        }
+    }
+}
+
 /// What a counter rebuild did.
 #[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
 pub struct RebuildReport {

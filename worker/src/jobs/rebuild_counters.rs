@@ -15,22 +15,12 @@ use storage::counters::RebuildScope;
 use super::unique_name;
 use crate::WorkerState;
 
-/// The scope a job asks for: a code first, then a shard, else everything.
-#[must_use]
-pub fn scope(job: &RebuildCounters) -> RebuildScope {
-    match (&job.code, job.shard) {
-        (Some(code), _) => RebuildScope::Code(code.clone()),
-        (None, Some(shard)) => RebuildScope::Shard(shard),
-        (None, None) => RebuildScope::All,
-    }
-}
-
 pub async fn rebuild_counters(
     job: RebuildCounters,
     state: Data<Arc<WorkerState>>,
 ) -> Result<(), BoxDynError> {
     let series = state.metrics.queue(&state.config.common.counters_queue);
-    let scope = scope(&job);
+    let scope = RebuildScope::from(&job);
     let started = std::time::Instant::now();
     let result = state.counters.rebuild(&state.db, &scope).await;
     series.duration.observe(started.elapsed().as_secs_f64());

@@ -102,12 +102,12 @@ impl ShardedCounters {
         let mut oldest: Option<i64> = None;
         for shard in 0..self.shards.len() {
             let mut conn = self.conn(shard).await?;
-            let at: Option<i64> = redis::cmd("GET")
+            let at: i64 = redis::cmd("GET")
                 .arg(self.epoch_key())
-                .query_async(&mut conn)
+                .query_async::<Option<i64>>(&mut conn)
                 .await
-                .ok()?;
-            oldest = Some(oldest.map_or(at?, |o| o.min(at.unwrap_or(0))));
+                .ok()??;
+            oldest = Some(oldest.map_or(at, |o| o.min(at)));
         }
         oldest
     }
@@ -152,17 +152,9 @@ impl ShardedCounters {
                 .arg(PAUSE_TTL_SECS)
                 .ignore();
         }
-        let mut refresh = pause.clone();
-        refresh
-            .cmd("SET")
-            .arg(self.lock_key())
-            .arg(&token)
-            .arg("EX")
-            .arg(PAUSE_TTL_SECS)
-            .ignore();
         let result = async {
             self.on_every_shard(&pause).await?;
-            let refresher = self.keep_paused(refresh);
+            let refresher = self.keep_paused(&pause, &token);
             let result = tokio::select! {
                 r = self.rebuild_paused(db, scope, &owners, now) => r,
                 () = refresher => unreachable!("the refresher runs until dropped"),
@@ -184,11 +176,23 @@ impl ShardedCounters {
         Ok(report)
     }
 
-    /// Refreshes the pause and the lock until dropped (a rebuild outlasting their TTL).
-    async fn keep_paused(&self, refresh: redis::Pipeline) {
+    /// Refreshes the pause (on every shard) and the lock (on the first) until dropped: a
+    /// rebuild may outlast their TTL.
+    async fn keep_paused(&self, pause: &redis::Pipeline, token: &str) {
         loop {
             tokio::time::sleep(PAUSE_REFRESH).await;
-            if let Err(e) = self.on_every_shard(&refresh).await {
+            let lock = async {
+                let mut conn = self.reachable(0).await?;
+                redis::cmd("SET")
+                    .arg(self.lock_key())
+                    .arg(token)
+                    .arg("EX")
+                    .arg(PAUSE_TTL_SECS)
+                    .query_async::<()>(&mut conn)
+                    .await
+                    .map_err(|e| CounterError::Redis(0, e))
+            };
+            if let Err(e) = self.on_every_shard(pause).await.and(lock.await) {
                 tracing::warn!(error = %e, "refreshing the counter rebuild's pause failed");
             }
         }
@@ -203,9 +207,7 @@ impl ShardedCounters {
     ) -> Result<RebuildReport, RebuildError> {
         let started = std::time::Instant::now();
         let backend = db.get_database_backend();
-        let mut sql = "SELECT u.short_code, e.timestamp, e.visitor_hash, e.batch_id FROM events e \
-                       JOIN urls u ON u.id = e.url_id WHERE e.event_type = 'redirect'"
-            .to_owned();
+        let mut sql = crate::rebuild::REDIRECT_EVENTS.to_owned();
         let mut values: Vec<Value> = Vec::new();
         if let RebuildScope::Code(code) = scope {
             sql.push_str(if backend == sea_orm::DbBackend::Postgres {
