@@ -106,6 +106,10 @@ pub enum Unlock {
     /// The link expired and has no `expired_url`: `{"error": "URL has expired"}`.
     #[oai(status = 410)]
     Gone(Json<ErrorBody>),
+    /// The body is not `application/x-www-form-urlencoded` (or has no `Content-Type`).
+    /// (Answered by the form extractor before the handler runs; declared here for the spec.)
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
 }
 
 /// The body of `POST /r/<short_code>/unlock`: the form's one field.

@@ -148,6 +148,11 @@ backend_test! {
         let (status, _, body) = parts(resp).await;
         assert_eq!(status, 400, "{body}");
         assert!(body["error"].is_string(), "{body}");
+        // No form at all: 415, in the envelope.
+        let resp = app.client.post(app.url(&format!("/r/{code}/unlock"))).send().await.unwrap();
+        let (status, _, body) = parts(resp).await;
+        assert_eq!(status, 415, "{body}");
+        assert!(body["error"].is_string(), "{body}");
         // An unknown code: 404, as its GET.
         let (status, _, body) = post_form(&app, "nosuchcode", PASSWORD).await;
         assert_eq!((status, body), (404, error("URL not found")));
