@@ -91,6 +91,21 @@ pub struct LinkDetails {
     pub utm_term: Option<String>,
     /// See `utm_source`.
     pub utm_content: Option<String>,
+    /// Where redirects go while the health checks find the target broken (with
+    /// `fallback_on_broken`); null: none (a broken link keeps redirecting to its target).
+    pub fallback_url: Option<String>,
+    /// Whether redirects switch to `fallback_url` while the target is broken (default true).
+    pub fallback_on_broken: bool,
+    /// Whether the target is probed every `LINK_HEALTH_EVERY_SECONDS` (default false).
+    pub health_check: bool,
+    /// Read-only: `unknown` (not checked yet, or checks off), `healthy` or `broken` (failed
+    /// `LINK_HEALTH_FAILURES` checks in a row; one success makes it healthy again).
+    pub health_status: String,
+    /// Read-only: when the target was last probed (UTC `YYYY-MM-DDTHH:MM:SS`), or null.
+    pub health_checked_at: Option<String>,
+    /// Read-only: what the last failed probe found (`HTTP 500`, `timed out`, ...); null after
+    /// a success.
+    pub health_last_error: Option<String>,
 }
 
 /// The status a redirect answers with when the link names none.
@@ -116,6 +131,12 @@ impl LinkDetails {
             utm_campaign: m.utm_campaign.clone(),
             utm_term: m.utm_term.clone(),
             utm_content: m.utm_content.clone(),
+            fallback_url: m.fallback_url.clone(),
+            fallback_on_broken: m.fallback_on_broken,
+            health_check: m.health_check,
+            health_status: m.health_status.clone(),
+            health_checked_at: m.health_checked_at.map(ts),
+            health_last_error: m.health_last_error.clone(),
         }
     }
 }
@@ -153,6 +174,14 @@ pub struct LinkOptionsUpdate {
     pub utm_term: Option<String>,
     /// See `utm_source`.
     pub utm_content: Option<String>,
+    /// Where redirects go while the target is broken, with `original_url`'s rules (null:
+    /// none).
+    pub fallback_url: Option<String>,
+    /// Whether redirects switch to `fallback_url` while the target is broken (null: true).
+    pub fallback_on_broken: Option<bool>,
+    /// Probe the target every `LINK_HEALTH_EVERY_SECONDS` (null: false). Turning it off
+    /// forgets the link's health (a broken link redirects to its target again).
+    pub health_check: Option<bool>,
 }
 
 impl From<UrlModel> for Url {
@@ -258,6 +287,16 @@ pub struct UrlInput {
     pub utm_term: Option<String>,
     /// See `utm_source`.
     pub utm_content: Option<String>,
+    /// Optional: where redirects go while the health checks find the target broken, with
+    /// `original_url`'s rules.
+    pub fallback_url: Option<String>,
+    /// Optional: whether redirects switch to `fallback_url` while the target is broken
+    /// (default true).
+    pub fallback_on_broken: Option<bool>,
+    /// Optional: probe the target every `LINK_HEALTH_EVERY_SECONDS` (default false). A target
+    /// failing `LINK_HEALTH_FAILURES` checks in a row is broken: an alert goes to Discord and
+    /// redirects go to `fallback_url` (if any) until a check succeeds.
+    pub health_check: Option<bool>,
 }
 
 /// Request body of `PUT /urls/<id>`: only these two fields may be given.

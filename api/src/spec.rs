@@ -61,14 +61,19 @@ pub fn refine(spec: &str) -> Value {
             }
         }
     }
-    // Only creates can meet a taken code: the shared error type's 409 is dropped elsewhere.
+    // Only creates can meet a taken code, and a health check a link whose checks are off: the
+    // shared error type's 409 is dropped elsewhere.
     if let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) {
         for (path, ops) in paths.iter_mut() {
             let Some(ops) = ops.as_object_mut() else {
                 continue;
             };
             for (method, op) in ops.iter_mut() {
-                let creates = method == "post" && matches!(path.as_str(), "/urls" | "/shorten-ui");
+                let creates = method == "post"
+                    && matches!(
+                        path.as_str(),
+                        "/urls" | "/shorten-ui" | "/urls/{id}/health/check"
+                    );
                 if !creates && let Some(responses) = op["responses"].as_object_mut() {
                     responses.remove("409");
                 }

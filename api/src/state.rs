@@ -47,6 +47,8 @@ pub struct AppState {
     /// Every job queue, read for `/metrics` and `/admin/queues`.
     pub queues: Arc<QueueMonitor>,
     pub rollups: RollupStatus,
+    /// Where link health checks run: `HEALTH_QUEUE` for the worker, or in process.
+    pub link_checks: crate::health::LinkChecks,
 }
 
 /// Who rolls analytics up, for the queue page.
@@ -250,6 +252,7 @@ impl AppState {
         let alerts = crate::alerts::AlertIntake::build(config, metrics.alerts.clone()).await?;
         let clicks = ClickRecorder::start(sink, config.click_durability, metrics.clicks.clone());
         let queues = monitor(config, &metrics, &clicks, click_queue, &warmer, &alerts).await?;
+        let link_checks = crate::health::LinkChecks::build(config, &metrics).await?;
         let rate_limits = crate::limits::RateLimits::build(config, metrics.limits.clone())
             .await
             .context("rate limits")?
@@ -260,7 +263,7 @@ impl AppState {
                 guard_analytics: config.require_api_key_for_analytics,
             })
         });
-        Ok(Arc::new(Self {
+        let state = Arc::new(Self {
             click_limits: crate::click_limits::ClickLimits::for_config(config, &db)
                 .context("CACHE_REDIS_URL (click limits)")?,
             rate_limits,
@@ -292,6 +295,9 @@ impl AppState {
                 every_seconds: config.common.rollup_every_seconds,
                 here: rollups_here,
             },
-        }))
+            link_checks,
+        });
+        crate::health::LinkChecks::spawn_schedule(&state, config.common.link_health_every_seconds);
+        Ok(state)
     }
 }

@@ -69,6 +69,12 @@ pub struct OptionPatch {
     pub utm: [Change<String>; 5],
     /// The tags (`null`: none); written to `url_tags` by [`super::tags::replace_tags`].
     pub tags: Change<Vec<String>>,
+    /// Where redirects go while the target is broken.
+    pub fallback_url: Change<String>,
+    /// Whether they go there (`null`: true).
+    pub fallback_on_broken: Change<bool>,
+    /// Health checks on (`null`: off).
+    pub health_check: Change<bool>,
 }
 
 /// The UTM parameters a link may carry.
@@ -81,7 +87,7 @@ pub const UTM: [&str; 5] = [
 ];
 
 /// The keys [`OptionPatch::parse`] reads, in the order it checks them.
-pub const PATCH_KEYS: [&str; 11] = [
+pub const PATCH_KEYS: [&str; 14] = [
     "redirect_status",
     "cache_control",
     "expires_at",
@@ -93,6 +99,9 @@ pub const PATCH_KEYS: [&str; 11] = [
     "utm_campaign",
     "utm_term",
     "utm_content",
+    "fallback_url",
+    "fallback_on_broken",
+    "health_check",
 ];
 
 /// Longest UTM value.
@@ -115,6 +124,11 @@ impl OptionPatch {
                 field(obj, UTM[3], |v| utm(UTM[3], v))?,
                 field(obj, UTM[4], |v| utm(UTM[4], v))?,
             ],
+            fallback_url: field(obj, "fallback_url", |v| target_field("fallback_url", v))?,
+            fallback_on_broken: field(obj, "fallback_on_broken", |v| {
+                boolean("fallback_on_broken", v)
+            })?,
+            health_check: field(obj, "health_check", |v| boolean("health_check", v))?,
         })
     }
 
@@ -127,6 +141,9 @@ impl OptionPatch {
             || self.expired_url.is_value()
             || matches!(&self.tags, Change::To(tags) if !tags.is_empty())
             || self.utm.iter().any(Change::is_value)
+            || self.fallback_url.is_value()
+            || self.fallback_on_broken.is_value()
+            || self.health_check.is_value()
     }
 
     /// True when the body named no option at all.
@@ -138,6 +155,9 @@ impl OptionPatch {
             && self.expired_url.is_keep()
             && self.tags.is_keep()
             && self.utm.iter().all(Change::is_keep)
+            && self.fallback_url.is_keep()
+            && self.fallback_on_broken.is_keep()
+            && self.health_check.is_keep()
     }
 
     /// Writes the given options of `row`'s own columns into it (tags: `replace_tags`);
@@ -154,6 +174,26 @@ impl OptionPatch {
         campaign.write(&mut row.utm_campaign);
         term.write(&mut row.utm_term);
         content.write(&mut row.utm_content);
+        self.fallback_url.write(&mut row.fallback_url);
+        match self.fallback_on_broken {
+            Change::Keep => {}
+            Change::Reset => row.fallback_on_broken = Set(true),
+            Change::To(on) => row.fallback_on_broken = Set(on),
+        }
+        match self.health_check {
+            Change::Keep => {}
+            Change::To(true) => row.health_check = Set(true),
+            // Checks off: the link forgets its health, so a broken one redirects to its
+            // target again (its caches are invalidated by the write).
+            Change::Reset | Change::To(false) => {
+                row.health_check = Set(false);
+                row.health_status = Set(storage::health::UNKNOWN.to_owned());
+                row.health_failures = Set(0);
+                row.health_checked_at = Set(None);
+                row.health_last_error = Set(None);
+                row.health_notified = Set(None);
+            }
+        }
         self.tags
     }
 }
@@ -177,6 +217,9 @@ pub fn has_options(row: &url::Model, tagged: bool) -> bool {
         ]
         .iter()
         .any(|v| v.is_some())
+        || row.fallback_url.is_some()
+        || !row.fallback_on_broken
+        || row.health_check
 }
 
 /// `obj[name]` read by `parse`.
@@ -245,21 +288,32 @@ fn max_clicks(value: &Value) -> ApiResult<i64> {
 
 /// The same rules as `original_url`.
 fn expired_url(value: &Value) -> ApiResult<String> {
+    target_field("expired_url", value)
+}
+
+/// A URL option (`expired_url`, `fallback_url`): `original_url`'s rules.
+fn target_field(name: &str, value: &Value) -> ApiResult<String> {
     let Value::String(raw) = value else {
-        return Err(ApiError::bad_request(
-            "Field 'expired_url' must be a string",
-        ));
+        return Err(ApiError::bad_request(format!(
+            "Field '{name}' must be a string"
+        )));
     };
     let trimmed = raw.trim();
     let target = TargetUrl::parse(trimmed).ok_or_else(|| {
-        ApiError::bad_request("Field 'expired_url' must be a valid http or https URL")
+        ApiError::bad_request(format!("Field '{name}' must be a valid http or https URL"))
     })?;
     if char_len(trimmed) > MAX_URL {
         return Err(ApiError::bad_request(format!(
-            "Field 'expired_url' must not exceed {MAX_URL} characters"
+            "Field '{name}' must not exceed {MAX_URL} characters"
         )));
     }
     Ok(target.into_string())
+}
+
+fn boolean(name: &str, value: &Value) -> ApiResult<bool> {
+    value
+        .as_bool()
+        .ok_or_else(|| ApiError::bad_request(format!("Field '{name}' must be a boolean")))
 }
 
 /// A UTM value: trimmed, 1 to 255 characters, no control characters.
