@@ -117,7 +117,8 @@ async fn click_sink(
     Ok((sink, Some(rollups)))
 }
 
-/// The queues of the page and the gauges, in a fixed order: clicks, warming, alerts.
+/// The queues of the page and the gauges, in a fixed order: clicks, warming, alerts, link
+/// health.
 fn watched_queues(
     config: &Config,
     clicks: &ClickRecorder,
@@ -125,6 +126,7 @@ fn watched_queues(
     warm_queue: Option<Arc<JobQueue>>,
     warmer: &Warmer,
     alerts: &crate::alerts::AlertIntake,
+    link_checks: &crate::health::LinkChecks,
 ) -> Vec<Watched> {
     use crate::alerts::AlertSink;
     let common = &config.common;
@@ -145,6 +147,12 @@ fn watched_queues(
         AlertSink::Embedded(queue) => Source::Alerts(queue.clone()),
         AlertSink::Nowhere => Source::Off("no queue: no DISCORD_WEBHOOK_URL, nothing to deliver"),
     };
+    let health = match link_checks {
+        crate::health::LinkChecks::Queue(queue) => Source::Redis(queue.clone()),
+        crate::health::LinkChecks::InProcess(_) => {
+            Source::Off("no queue: links are health-checked in process (no REDIS_URL)")
+        }
+    };
     vec![
         Watched {
             name: common.click_queue.clone(),
@@ -161,6 +169,11 @@ fn watched_queues(
             role: "alerts",
             source: alert_source,
         },
+        Watched {
+            name: common.health_queue.clone(),
+            role: "health",
+            source: health,
+        },
     ]
 }
 
@@ -173,6 +186,7 @@ async fn monitor(
     click_queue: Option<Arc<ClickQueue>>,
     warmer: &Warmer,
     alerts: &crate::alerts::AlertIntake,
+    link_checks: &crate::health::LinkChecks,
 ) -> anyhow::Result<Arc<QueueMonitor>> {
     // The worker consumes the warm queue (its scheduled passes too) even when this process
     // does not push to it.
@@ -186,7 +200,15 @@ async fn monitor(
         (_, None) => None,
     };
     let queues = Arc::new(QueueMonitor::new(
-        watched_queues(config, clicks, click_queue, warm_queue, warmer, alerts),
+        watched_queues(
+            config,
+            clicks,
+            click_queue,
+            warm_queue,
+            warmer,
+            alerts,
+            link_checks,
+        ),
         metrics.queue.clone(),
     ));
     queues.read().await;
@@ -195,6 +217,10 @@ async fn monitor(
 }
 
 impl AppState {
+    #[expect(
+        clippy::too_many_lines,
+        reason = "the start-up wiring, read top to bottom: each step needs the ones before"
+    )]
     pub async fn build(config: &Config) -> anyhow::Result<Arc<Self>> {
         let db = connect_db(
             &config.common.database_url,
@@ -251,8 +277,17 @@ impl AppState {
         };
         let alerts = crate::alerts::AlertIntake::build(config, metrics.alerts.clone()).await?;
         let clicks = ClickRecorder::start(sink, config.click_durability, metrics.clicks.clone());
-        let queues = monitor(config, &metrics, &clicks, click_queue, &warmer, &alerts).await?;
         let link_checks = crate::health::LinkChecks::build(config, &metrics).await?;
+        let queues = monitor(
+            config,
+            &metrics,
+            &clicks,
+            click_queue,
+            &warmer,
+            &alerts,
+            &link_checks,
+        )
+        .await?;
         let rate_limits = crate::limits::RateLimits::build(config, metrics.limits.clone())
             .await
             .context("rate limits")?

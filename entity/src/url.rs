@@ -5,6 +5,10 @@ use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "urls")]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "one field per column: the link's flags are independent"
+)]
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use alerts::stand_in::StandIn;
 use api::health::LinkChecks;
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -448,7 +449,6 @@ backend_test! {
         // turning checks off forgets its health and restores the target.
         let (status, _, _) = parts(app.request(reqwest::Method::PATCH, &format!("/urls/{id}/details"), Some(&json!({"fallback_on_broken": null}))).await).await;
         assert_eq!(status, 200);
-        use sea_orm::ConnectionTrait;
         app.state.db.execute_unprepared(&format!("UPDATE urls SET health_status = 'broken', health_failures = 2 WHERE id = {id}")).await.unwrap();
         app.state.cache.invalidate(storage::cache::Invalidation::link(id, &code)).await;
         assert_eq!(follow(&app, &code).await, (302, "https://b.example/y".to_owned()));

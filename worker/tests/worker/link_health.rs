@@ -80,6 +80,27 @@ async fn location(client: &reqwest::Client, api: &ApiServer, code: &str) -> (u16
     (resp.status().as_u16(), location)
 }
 
+/// One worker claims each period: four probes take at least three periods (two workers each
+/// enqueueing would make two a period).
+async fn one_scheduler_per_period(dest: &Destination) {
+    let start = dest.requests("/landing");
+    eventually(Duration::from_secs(20), "the next probe", || async {
+        dest.requests("/landing") > start
+    })
+    .await;
+    let first = Instant::now();
+    let base = dest.requests("/landing");
+    eventually(Duration::from_secs(30), "three more probes", || async {
+        dest.requests("/landing") >= base + 3
+    })
+    .await;
+    let span = first.elapsed();
+    assert!(
+        span >= Duration::from_millis(2200),
+        "three more probes came {span:?} after one: more than one scheduler per period"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(
     not(curtain_services),
@@ -127,24 +148,7 @@ async fn two_workers_check_links_on_schedule_and_alert_once_per_transition() {
     .await;
     assert_eq!(location(&client, &api, &code).await, (302, target.clone()));
 
-    // One worker claims each period: four probes take at least three periods (two workers
-    // each enqueueing would make two a period).
-    let start = dest.requests("/landing");
-    eventually(Duration::from_secs(20), "the next probe", || async {
-        dest.requests("/landing") > start
-    })
-    .await;
-    let first = Instant::now();
-    let base = dest.requests("/landing");
-    eventually(Duration::from_secs(30), "three more probes", || async {
-        dest.requests("/landing") >= base + 3
-    })
-    .await;
-    let span = first.elapsed();
-    assert!(
-        span >= Duration::from_millis(2200),
-        "three more probes came {span:?} after one: more than one scheduler per period"
-    );
+    one_scheduler_per_period(&dest).await;
 
     // Broken after two failures in a row: the redirect switches, one message.
     dest.failing.store(1, Ordering::SeqCst);
