@@ -228,6 +228,11 @@ async fn broken_destination_alerts_once_and_redirects_to_the_fallback_until_it_r
         metric(&app, "curtain_link_health_transitions_total{to=\"broken\"}").await,
         1
     );
+    // One alert enqueued (not several that the repeat window then suppressed).
+    assert_eq!(
+        metric(&app, "curtain_alert_groups_received_total ").await,
+        1
+    );
     assert_eq!(
         metric(&app, "curtain_link_health_checks_total{result=\"failed\"}").await,
         4
@@ -254,6 +259,10 @@ async fn broken_destination_alerts_once_and_redirects_to_the_fallback_until_it_r
         )
         .await,
         1
+    );
+    assert_eq!(
+        metric(&app, "curtain_alert_groups_received_total ").await,
+        2
     );
 }
 
