@@ -44,13 +44,14 @@ pub struct BrokenLink<'a> {
     pub instance: &'a str,
 }
 
-impl AlertGroup {
-    /// `CurtainLinkBroken` for one link, firing or resolved, as a single-alert group.
+impl Alert {
+    /// `CurtainLinkBroken` of one link, firing or resolved. Its fingerprint names the link
+    /// and its start is the broken spell's: together they key the repeat window, so the same
+    /// transition enqueued twice (a check retried after a crash) is delivered once.
     #[must_use]
     pub fn broken_link(link: &BrokenLink<'_>, status: AlertStatus) -> Self {
-        let name = LinkHealth::ALERT;
         let labels = BTreeMap::from([
-            ("alertname".to_owned(), name.to_owned()),
+            ("alertname".to_owned(), LinkHealth::ALERT.to_owned()),
             ("severity".to_owned(), "warning".to_owned()),
             ("source".to_owned(), "curtain".to_owned()),
             ("instance".to_owned(), link.instance.to_owned()),
@@ -75,9 +76,9 @@ impl AlertGroup {
                 format!("Target {} answers again; redirects go to it.", link.target),
             ),
         };
-        let alert = Alert {
+        Self {
             status,
-            labels: labels.clone(),
+            labels,
             annotations: BTreeMap::from([
                 ("summary".to_owned(), summary),
                 ("description".to_owned(), description),
@@ -87,20 +88,36 @@ impl AlertGroup {
             ends_at: (status == AlertStatus::Resolved).then(Utc::now),
             generator_url: String::new(),
             fingerprint: format!("curtain-link-{}", link.url_id),
+        }
+    }
+}
+
+impl AlertGroup {
+    /// The link alerts of one check (at most a job's batch of links): one group, so a mass
+    /// outage makes one delivery per batch (its messages carry up to 10 alerts each), not one
+    /// per link. Firing while any of them fires.
+    #[must_use]
+    pub fn link_health(alerts: Vec<Alert>, instance: &str) -> Self {
+        let name = LinkHealth::ALERT;
+        let status = if alerts.iter().any(|a| a.status == AlertStatus::Firing) {
+            AlertStatus::Firing
+        } else {
+            AlertStatus::Resolved
         };
         Self {
             version: "4".to_owned(),
-            group_key: format!("curtain:{name}:{}", link.url_id),
+            group_key: format!("curtain:{name}"),
             status,
             receiver: "curtain".to_owned(),
-            group_labels: BTreeMap::from([
+            group_labels: BTreeMap::from([("alertname".to_owned(), name.to_owned())]),
+            common_labels: BTreeMap::from([
                 ("alertname".to_owned(), name.to_owned()),
-                ("url_id".to_owned(), link.url_id.to_string()),
+                ("source".to_owned(), "curtain".to_owned()),
+                ("instance".to_owned(), instance.to_owned()),
             ]),
-            common_labels: labels,
             common_annotations: BTreeMap::new(),
             external_url: String::new(),
-            alerts: vec![alert],
+            alerts,
             truncated_alerts: 0,
         }
     }

@@ -106,11 +106,16 @@ async fn eventually<F: AsyncFnMut() -> bool>(what: &str, timeout: Duration, mut 
 
 /// One check of link `id`, run to its end in this process (what a `check_links` job does).
 async fn check(app: &TestApp, id: i64) {
+    check_all(app, &[id]).await;
+}
+
+/// One check of the links `ids` together (one job's batch).
+async fn check_all(app: &TestApp, ids: &[i64]) {
     let LinkChecks::InProcess(checker) = &app.state.link_checks else {
         panic!("the test apps check in process");
     };
     checker
-        .check_links(&app.state.db, &app.state.cache, app.state.as_ref(), &[id])
+        .check_links(&app.state.db, &app.state.cache, app.state.as_ref(), ids)
         .await
         .unwrap();
 }
@@ -466,5 +471,35 @@ backend_test! {
         assert_eq!(follow(&app, &code).await, (302, "https://a.example/x".to_owned()));
         let (status, _, _) = parts(app.request(reqwest::Method::PATCH, &format!("/urls/{id}/details"), Some(&json!({"health_check": 1}))).await).await;
         assert_eq!(status, 400);
+    }
+}
+
+backend_test! {
+    /// A mass outage makes one delivery per check batch, not one Discord message per link.
+    async fn links_broken_in_one_check_share_one_message(app) {
+        let stand_in = StandIn::start().await.unwrap();
+        let dest = Destination::start().await;
+        let app = app_with(app.backend, &stand_in, 0).await;
+        let mut ids = Vec::new();
+        let mut codes = Vec::new();
+        for path in ["/one", "/two", "/three"] {
+            let (id, code) = create(&app, &json!({"original_url": dest.url(path), "health_check": true})).await;
+            ids.push(id);
+            codes.push(code);
+        }
+        dest.answer(ERROR);
+        check_all(&app, &ids).await;
+        check_all(&app, &ids).await;
+        let messages = delivered(&app, &stand_in).await;
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert_eq!(messages[0]["embeds"].as_array().unwrap().len(), 3);
+        let text = text_of(&messages[0]);
+        for code in &codes {
+            assert!(text.contains(&format!("Link {code} is broken")), "{text}");
+        }
+        assert_eq!(
+            metric(&app, "curtain_link_health_transitions_total{to=\"broken\"}").await,
+            3
+        );
     }
 }

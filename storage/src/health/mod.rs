@@ -11,7 +11,8 @@
 //! while `health_notified` differs from `health_status`, and marked done after them: a check
 //! that dies half-way is completed by the next (a retry), and a status is alerted once (the
 //! alert's fingerprint and start also key the delivery's repeat window, so a second
-//! enqueue of the same transition is not delivered twice).
+//! enqueue of the same transition is not delivered twice). The transitions of one batch go
+//! out as one alert group (a mass outage is one delivery per 50 links, not a message each).
 
 pub mod metrics;
 pub mod probe;
@@ -30,7 +31,7 @@ use sea_orm::{
 
 use crate::cache::{Cache, Invalidation};
 use crate::config::CommonArgs;
-use jobs::{AlertDelivery, AlertGroup, AlertStatus, BrokenLink, JobQueue};
+use jobs::{Alert, AlertDelivery, AlertGroup, AlertStatus, BrokenLink, JobQueue};
 pub use metrics::HealthMetrics;
 pub use probe::Prober;
 
@@ -90,9 +91,9 @@ impl Checker {
         })
     }
 
-    /// Checks every link of `ids` (at most [`CONCURRENT_PROBES`] at once). Returns the first
-    /// error (a database or alert failure: the job is retried; the links already settled are
-    /// not alerted again).
+    /// Checks every link of `ids` (at most [`CONCURRENT_PROBES`] at once), then settles
+    /// them ([`Self::settle`]). Returns the first error (a database or alert failure: the job
+    /// is retried; what was settled is not alerted again).
     pub async fn check_links<A: AlertSender>(
         &self,
         db: &DatabaseConnection,
@@ -100,12 +101,15 @@ impl Checker {
         alerts: &A,
         ids: &[i64],
     ) -> Result<Vec<(i64, Outcome)>, String> {
-        let results: Vec<(i64, Result<Outcome, String>)> =
+        let results: Vec<(i64, Result<Outcome, DbErr>)> =
             futures_util::stream::iter(ids.iter().copied())
-                .map(|id| async move { (id, self.check_one(db, cache, alerts, id).await) })
+                .map(|id| async move { (id, self.check_one(db, id).await) })
                 .buffer_unordered(CONCURRENT_PROBES)
                 .collect()
                 .await;
+        // Every link of the batch, also one an earlier run of this job probed but did not
+        // settle (it died in between).
+        let settled = self.settle(db, cache, alerts, ids).await;
         let probed: Vec<i64> = results
             .iter()
             .filter(|(_, r)| matches!(r, Ok(Outcome::Healthy | Outcome::Failed)))
@@ -116,23 +120,17 @@ impl Checker {
             // their redirects, in `settle`).
             cache.invalidate(Invalidation::details(probed)).await;
         }
+        settled?;
         let mut done = Vec::with_capacity(results.len());
         for (id, result) in results {
-            done.push((id, result?));
+            done.push((id, result.map_err(|e| e.to_string())?));
         }
         Ok(done)
     }
 
-    /// Probes link `id` and records what it found, then settles its status.
-    async fn check_one<A: AlertSender>(
-        &self,
-        db: &DatabaseConnection,
-        cache: &Cache,
-        alerts: &A,
-        id: i64,
-    ) -> Result<Outcome, String> {
-        let db_err = |e: DbErr| e.to_string();
-        let Some(row) = url::Entity::find_by_id(id).one(db).await.map_err(db_err)? else {
+    /// Probes link `id` and records what it found.
+    async fn check_one(&self, db: &DatabaseConnection, id: i64) -> Result<Outcome, DbErr> {
+        let Some(row) = url::Entity::find_by_id(id).one(db).await? else {
             return Ok(Outcome::Skipped);
         };
         if !row.health_check || !row.is_active {
@@ -140,92 +138,112 @@ impl Checker {
         }
         let result = self.prober.probe(&row.original_url).await;
         let now = domain::now();
-        let outcome = match &result {
+        Ok(match &result {
             Ok(()) => {
                 self.metrics.checks.with_label_values(&["healthy"]).inc();
-                record_success(db, id, now).await.map_err(db_err)?;
+                record_success(db, id, now).await?;
                 Outcome::Healthy
             }
             Err(error) => {
                 self.metrics.checks.with_label_values(&["failed"]).inc();
                 tracing::info!(url.id = id, url.short_code = %row.short_code, %error, "link health check failed");
-                record_failure(db, id, now, error, self.failures)
-                    .await
-                    .map_err(db_err)?;
+                record_failure(db, id, now, error, self.failures).await?;
                 Outcome::Failed
             }
-        };
-        self.settle(db, cache, alerts, id).await?;
-        Ok(outcome)
+        })
     }
 
-    /// Applies the effects of link `id`'s status if they are not done yet: its caches are
-    /// switched on every instance (invalidated, then warmed again), the alert is enqueued,
-    /// and only then `health_notified` is set.
+    /// Applies the effects of the status of each link of `ids` whose effects are not done
+    /// yet: its caches are switched on every instance (invalidated, then warmed again), the
+    /// alerts of all of them are enqueued as one group, and only then `health_notified` is
+    /// set on each.
     pub async fn settle<A: AlertSender>(
         &self,
         db: &DatabaseConnection,
         cache: &Cache,
         alerts: &A,
-        id: i64,
+        ids: &[i64],
     ) -> Result<(), String> {
         let db_err = |e: DbErr| e.to_string();
-        let Some(row) = url::Entity::find_by_id(id).one(db).await.map_err(db_err)? else {
+        let rows = url::Entity::find()
+            .filter(url::Column::Id.is_in(ids.iter().copied()))
+            .filter(url::Column::HealthStatus.ne(UNKNOWN))
+            .all(db)
+            .await
+            .map_err(db_err)?;
+        let due: Vec<(url::Model, AlertStatus)> = rows
+            .into_iter()
+            .filter_map(|row| {
+                let status = match (row.health_status.as_str(), row.health_notified.as_deref()) {
+                    (BROKEN, notified) if notified != Some(BROKEN) => AlertStatus::Firing,
+                    (HEALTHY, Some(BROKEN)) => AlertStatus::Resolved,
+                    _ => return None,
+                };
+                Some((row, status))
+            })
+            .collect();
+        if due.is_empty() {
             return Ok(());
-        };
-        let status = match (row.health_status.as_str(), row.health_notified.as_deref()) {
-            (BROKEN, notified) if notified != Some(BROKEN) => AlertStatus::Firing,
-            (HEALTHY, Some(BROKEN)) => AlertStatus::Resolved,
-            _ => return Ok(()),
-        };
-        cache
-            .invalidate(Invalidation::link(id, &row.short_code))
-            .await;
-        if let Err(e) = crate::warm::warm_links(db, cache, &[id]).await {
-            tracing::warn!(url.id = id, error = %e, "warming a link after its health changed failed");
         }
-        let fallback = (row.fallback_on_broken && status == AlertStatus::Firing)
-            .then_some(row.fallback_url.as_deref())
-            .flatten();
-        let since = row
-            .health_broken_since
-            .unwrap_or_else(domain::now)
-            .and_utc();
-        let link = BrokenLink {
-            url_id: id,
+        for (row, _) in &due {
+            cache
+                .invalidate(Invalidation::link(row.id, &row.short_code))
+                .await;
+        }
+        let due_ids: Vec<i64> = due.iter().map(|(row, _)| row.id).collect();
+        if let Err(e) = crate::warm::warm_links(db, cache, &due_ids).await {
+            tracing::warn!(url.ids = ?due_ids, error = %e, "warming links after their health changed failed");
+        }
+        let group = due
+            .iter()
+            .map(|(row, status)| Alert::broken_link(&self.link(row, *status), *status))
+            .collect();
+        alerts
+            .send_alert(AlertGroup::link_health(group, &self.instance))
+            .await?;
+        for (row, _) in &due {
+            let marked = url::Entity::update_many()
+                .col_expr(
+                    url::Column::HealthNotified,
+                    Expr::value(row.health_status.clone()),
+                )
+                .filter(url::Column::Id.eq(row.id))
+                .filter(url::Column::HealthStatus.eq(row.health_status.clone()))
+                .filter(
+                    url::Column::HealthNotified
+                        .is_null()
+                        .or(url::Column::HealthNotified.ne(row.health_status.clone())),
+                )
+                .exec(db)
+                .await
+                .map_err(db_err)?;
+            if marked.rows_affected > 0 {
+                self.metrics
+                    .transitions
+                    .with_label_values(&[row.health_status.as_str()])
+                    .inc();
+                tracing::warn!(url.id = row.id, url.short_code = %row.short_code, status = %row.health_status, "link health changed; alert enqueued");
+            }
+        }
+        Ok(())
+    }
+
+    /// What the alert of `row` says.
+    fn link<'a>(&'a self, row: &'a url::Model, status: AlertStatus) -> BrokenLink<'a> {
+        BrokenLink {
+            url_id: row.id,
             short_code: &row.short_code,
             target: &row.original_url,
             error: row.health_last_error.as_deref(),
-            fallback,
-            since,
+            fallback: (row.fallback_on_broken && status == AlertStatus::Firing)
+                .then_some(row.fallback_url.as_deref())
+                .flatten(),
+            since: row
+                .health_broken_since
+                .unwrap_or_else(domain::now)
+                .and_utc(),
             instance: &self.instance,
-        };
-        alerts
-            .send_alert(AlertGroup::broken_link(&link, status))
-            .await?;
-        let marked = url::Entity::update_many()
-            .col_expr(
-                url::Column::HealthNotified,
-                Expr::value(row.health_status.clone()),
-            )
-            .filter(url::Column::Id.eq(id))
-            .filter(url::Column::HealthStatus.eq(row.health_status.clone()))
-            .filter(
-                url::Column::HealthNotified
-                    .is_null()
-                    .or(url::Column::HealthNotified.ne(row.health_status.clone())),
-            )
-            .exec(db)
-            .await
-            .map_err(db_err)?;
-        if marked.rows_affected > 0 {
-            self.metrics
-                .transitions
-                .with_label_values(&[row.health_status.as_str()])
-                .inc();
-            tracing::warn!(url.id = id, url.short_code = %row.short_code, status = %row.health_status, "link health changed; alert enqueued");
         }
-        Ok(())
     }
 }
 
