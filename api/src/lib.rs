@@ -10,6 +10,7 @@ pub mod clicks;
 pub mod config;
 pub mod error;
 pub mod fields;
+pub mod health;
 pub mod html;
 pub mod keys;
 pub mod limits;

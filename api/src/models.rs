@@ -66,6 +66,10 @@ pub struct Url {
 /// The options of a link beyond the contract's `Url` (`GET /urls/<id>/details`, or `details`
 /// with `?expand=details`).
 #[derive(Debug, Clone, Default, Object, Serialize, Deserialize)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "a JSON object of independent link options, not a state machine"
+)]
 pub struct LinkDetails {
     /// True when the client chose the short code (`custom_code` on create).
     pub custom_code: bool,
@@ -93,6 +97,21 @@ pub struct LinkDetails {
     pub utm_content: Option<String>,
     /// True when the link asks visitors for a password (the password is never shown).
     pub password_protected: bool,
+    /// Where redirects go while the health checks find the target broken (with
+    /// `fallback_on_broken`); null: none (a broken link keeps redirecting to its target).
+    pub fallback_url: Option<String>,
+    /// Whether redirects switch to `fallback_url` while the target is broken (default true).
+    pub fallback_on_broken: bool,
+    /// Whether the target is probed every `LINK_HEALTH_EVERY_SECONDS` (default false).
+    pub health_check: bool,
+    /// Read-only: `unknown` (not checked yet, or checks off), `healthy` or `broken` (failed
+    /// `LINK_HEALTH_FAILURES` checks in a row; one success makes it healthy again).
+    pub health_status: String,
+    /// Read-only: when the target was last probed (UTC `YYYY-MM-DDTHH:MM:SS`), or null.
+    pub health_checked_at: Option<String>,
+    /// Read-only: what the last failed probe found (`HTTP 500`, `timed out`, ...); null after
+    /// a success.
+    pub health_last_error: Option<String>,
 }
 
 /// The status a redirect answers with when the link names none.
@@ -119,6 +138,12 @@ impl LinkDetails {
             utm_term: m.utm_term.clone(),
             utm_content: m.utm_content.clone(),
             password_protected: m.password_hash.is_some(),
+            fallback_url: m.fallback_url.clone(),
+            fallback_on_broken: m.fallback_on_broken,
+            health_check: m.health_check,
+            health_status: m.health_status.clone(),
+            health_checked_at: m.health_checked_at.map(ts),
+            health_last_error: m.health_last_error.clone(),
         }
     }
 }
@@ -159,6 +184,14 @@ pub struct LinkOptionsUpdate {
     /// A new password for the link (1 to 128 characters without control characters, kept as
     /// given); `null` opens the link to everybody. Only its argon2id hash is stored.
     pub password: Option<String>,
+    /// Where redirects go while the target is broken, with `original_url`'s rules (null:
+    /// none).
+    pub fallback_url: Option<String>,
+    /// Whether redirects switch to `fallback_url` while the target is broken (null: true).
+    pub fallback_on_broken: Option<bool>,
+    /// Probe the target every `LINK_HEALTH_EVERY_SECONDS` (null: false). Turning it off
+    /// forgets the link's health (a broken link redirects to its target again).
+    pub health_check: Option<bool>,
 }
 
 impl From<UrlModel> for Url {
@@ -268,6 +301,16 @@ pub struct UrlInput {
     /// visitors must give it before they are redirected, in the `X-Link-Password` header or
     /// the form a browser is shown. Only its argon2id hash is stored.
     pub password: Option<String>,
+    /// Optional: where redirects go while the health checks find the target broken, with
+    /// `original_url`'s rules.
+    pub fallback_url: Option<String>,
+    /// Optional: whether redirects switch to `fallback_url` while the target is broken
+    /// (default true).
+    pub fallback_on_broken: Option<bool>,
+    /// Optional: probe the target every `LINK_HEALTH_EVERY_SECONDS` (default false). A target
+    /// failing `LINK_HEALTH_FAILURES` checks in a row is broken: an alert goes to Discord and
+    /// redirects go to `fallback_url` (if any) until a check succeeds.
+    pub health_check: Option<bool>,
 }
 
 /// Request body of `PUT /urls/<id>`: only these two fields may be given.

@@ -8,6 +8,28 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
+/// Only creates can meet a taken code, and a health check a link whose checks are off: the
+/// shared error type's 409 is dropped from every other operation.
+fn drop_conflicts(spec: &mut Value) {
+    if let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) {
+        for (path, ops) in paths.iter_mut() {
+            let Some(ops) = ops.as_object_mut() else {
+                continue;
+            };
+            for (method, op) in ops.iter_mut() {
+                let creates = method == "post"
+                    && matches!(
+                        path.as_str(),
+                        "/urls" | "/shorten-ui" | "/urls/{id}/health/check"
+                    );
+                if !creates && let Some(responses) = op["responses"].as_object_mut() {
+                    responses.remove("409");
+                }
+            }
+        }
+    }
+}
+
 /// Query parameters by name: the schema each one really has.
 fn query_schema(path: &str, name: &str) -> Option<Value> {
     Some(match (path, name) {
@@ -61,20 +83,7 @@ pub fn refine(spec: &str) -> Value {
             }
         }
     }
-    // Only creates can meet a taken code: the shared error type's 409 is dropped elsewhere.
-    if let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) {
-        for (path, ops) in paths.iter_mut() {
-            let Some(ops) = ops.as_object_mut() else {
-                continue;
-            };
-            for (method, op) in ops.iter_mut() {
-                let creates = method == "post" && matches!(path.as_str(), "/urls" | "/shorten-ui");
-                if !creates && let Some(responses) = op["responses"].as_object_mut() {
-                    responses.remove("409");
-                }
-            }
-        }
-    }
+    drop_conflicts(&mut spec);
     // The form's validation errors are the htmx fragment, not the JSON envelope (poem-openapi
     // lets the shared error type's 400 and 409 replace the fragment's).
     for (status, what) in [

@@ -50,6 +50,8 @@ pub struct AppState {
     /// Every job queue, read for `/metrics` and `/admin/queues`.
     pub queues: Arc<QueueMonitor>,
     pub rollups: RollupStatus,
+    /// Where link health checks run: `HEALTH_QUEUE` for the worker, or in process.
+    pub link_checks: crate::health::LinkChecks,
 }
 
 /// Who rolls analytics up, for the queue page.
@@ -118,7 +120,8 @@ async fn click_sink(
     Ok((sink, Some(rollups)))
 }
 
-/// The queues of the page and the gauges, in a fixed order: clicks, warming, alerts.
+/// The queues of the page and the gauges, in a fixed order: clicks, warming, alerts, link
+/// health.
 fn watched_queues(
     config: &Config,
     clicks: &ClickRecorder,
@@ -126,6 +129,7 @@ fn watched_queues(
     warm_queue: Option<Arc<JobQueue>>,
     warmer: &Warmer,
     alerts: &crate::alerts::AlertIntake,
+    link_checks: &crate::health::LinkChecks,
 ) -> Vec<Watched> {
     use crate::alerts::AlertSink;
     let common = &config.common;
@@ -146,6 +150,12 @@ fn watched_queues(
         AlertSink::Embedded(queue) => Source::Alerts(queue.clone()),
         AlertSink::Nowhere => Source::Off("no queue: no DISCORD_WEBHOOK_URL, nothing to deliver"),
     };
+    let health = match link_checks {
+        crate::health::LinkChecks::Queue(queue) => Source::Redis(queue.clone()),
+        crate::health::LinkChecks::InProcess(_) => {
+            Source::Off("no queue: links are health-checked in process (no REDIS_URL)")
+        }
+    };
     vec![
         Watched {
             name: common.click_queue.clone(),
@@ -162,6 +172,11 @@ fn watched_queues(
             role: "alerts",
             source: alert_source,
         },
+        Watched {
+            name: common.health_queue.clone(),
+            role: "health",
+            source: health,
+        },
     ]
 }
 
@@ -174,6 +189,7 @@ async fn monitor(
     click_queue: Option<Arc<ClickQueue>>,
     warmer: &Warmer,
     alerts: &crate::alerts::AlertIntake,
+    link_checks: &crate::health::LinkChecks,
 ) -> anyhow::Result<Arc<QueueMonitor>> {
     // The worker consumes the warm queue (its scheduled passes too) even when this process
     // does not push to it.
@@ -187,7 +203,15 @@ async fn monitor(
         (_, None) => None,
     };
     let queues = Arc::new(QueueMonitor::new(
-        watched_queues(config, clicks, click_queue, warm_queue, warmer, alerts),
+        watched_queues(
+            config,
+            clicks,
+            click_queue,
+            warm_queue,
+            warmer,
+            alerts,
+            link_checks,
+        ),
         metrics.queue.clone(),
     ));
     queues.read().await;
@@ -215,6 +239,10 @@ fn link_passwords(
 }
 
 impl AppState {
+    #[expect(
+        clippy::too_many_lines,
+        reason = "the start-up wiring, read top to bottom: each step needs the ones before"
+    )]
     pub async fn build(config: &Config) -> anyhow::Result<Arc<Self>> {
         let db = connect_db(
             &config.common.database_url,
@@ -271,7 +299,17 @@ impl AppState {
         };
         let alerts = crate::alerts::AlertIntake::build(config, metrics.alerts.clone()).await?;
         let clicks = ClickRecorder::start(sink, config.click_durability, metrics.clicks.clone());
-        let queues = monitor(config, &metrics, &clicks, click_queue, &warmer, &alerts).await?;
+        let link_checks = crate::health::LinkChecks::build(config, &metrics).await?;
+        let queues = monitor(
+            config,
+            &metrics,
+            &clicks,
+            click_queue,
+            &warmer,
+            &alerts,
+            &link_checks,
+        )
+        .await?;
         let rate_limits = crate::limits::RateLimits::build(config, metrics.limits.clone())
             .await
             .context("rate limits")?
@@ -282,7 +320,7 @@ impl AppState {
                 guard_analytics: config.require_api_key_for_analytics,
             })
         });
-        Ok(Arc::new(Self {
+        let state = Arc::new(Self {
             click_limits: ClickLimits::for_config(config, &db).context("click limits")?,
             link_passwords: link_passwords(config, &metrics)?,
             rate_limits,
@@ -314,6 +352,9 @@ impl AppState {
                 every_seconds: config.common.rollup_every_seconds,
                 here: rollups_here,
             },
-        }))
+            link_checks,
+        });
+        crate::health::LinkChecks::spawn_schedule(&state, config.common.link_health_every_seconds);
+        Ok(state)
     }
 }

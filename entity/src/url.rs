@@ -5,6 +5,10 @@ use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "urls")]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "one field per column: the link's flags are independent"
+)]
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
@@ -40,6 +44,24 @@ pub struct Model {
     pub utm_content: Option<String>,
     /// The argon2id hash (PHC string) of the link's password; NULL: the link is open.
     pub password_hash: Option<String>,
+    /// Where redirects go while the target is broken (with `fallback_on_broken`); NULL: none.
+    pub fallback_url: Option<String>,
+    /// Redirect to `fallback_url` while the health checks find the target broken.
+    pub fallback_on_broken: bool,
+    /// The target is probed every `LINK_HEALTH_EVERY_SECONDS` (opt-in).
+    pub health_check: bool,
+    /// `unknown` (never checked, or checks off), `healthy` or `broken`.
+    pub health_status: String,
+    /// Failed checks in a row (the link is broken from `LINK_HEALTH_FAILURES` on).
+    pub health_failures: i32,
+    /// When the target was last probed (UTC).
+    pub health_checked_at: Option<DateTime>,
+    /// What the last failed probe found (NULL after a success).
+    pub health_last_error: Option<String>,
+    /// Start of the latest broken spell (kept after recovery for the resolved alert).
+    pub health_broken_since: Option<DateTime>,
+    /// The status whose effects (alert, cache switch) were done; NULL: none yet.
+    pub health_notified: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

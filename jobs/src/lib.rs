@@ -8,11 +8,13 @@
 pub mod alert;
 pub mod click;
 pub mod counters;
+pub mod health;
 pub mod queue;
 pub mod warm;
 
 pub use alert::{Alert, AlertDelivery, AlertGroup, AlertStatus, DeliverAlert};
 pub use click::{Click, ClickBatch, RecordClicks};
 pub use counters::{CounterRebuild, RebuildCounters};
+pub use health::{BrokenLink, CheckLinks, LinkHealth};
 pub use queue::{ClickQueue, JobQueue, QueueDepth, QueueError};
 pub use warm::{WarmCache, WarmLinks};

@@ -55,6 +55,30 @@ pub struct CommonArgs {
     #[arg(long, env = "COUNTERS_QUEUE", default_value = jobs::CounterRebuild::QUEUE)]
     pub counters_queue: String,
 
+    /// Name of the link-health queue (`check_links` jobs; api and worker must agree).
+    #[arg(long, env = "HEALTH_QUEUE", default_value = jobs::LinkHealth::QUEUE)]
+    pub health_queue: String,
+
+    /// Seconds between two health checks of every active link with `health_check` on (the
+    /// worker enqueues them, one worker per period; the api in the embedded default). 0: off.
+    #[arg(long, env = "LINK_HEALTH_EVERY_SECONDS", default_value_t = 3600)]
+    pub link_health_every_seconds: u64,
+
+    /// Seconds a health probe of a link's target may take (connection, redirects and answer).
+    #[arg(long, env = "LINK_HEALTH_TIMEOUT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub link_health_timeout_seconds: u64,
+
+    /// Failed health checks in a row after which a link is broken (alerted; redirected to its
+    /// `fallback_url`). One success makes it healthy again.
+    #[arg(long, env = "LINK_HEALTH_FAILURES", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub link_health_failures: u32,
+
+    /// Let health checks reach loopback, private, link-local and other non-public addresses.
+    /// Off: such a target (or a redirect to one) fails its check unprobed, so a link cannot
+    /// make the worker request its own network (SSRF).
+    #[arg(long, env = "LINK_HEALTH_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub link_health_allow_private: bool,
+
     /// Seconds between two rebuilds of every counter from the events (a reconcile; the
     /// worker enqueues it). 0: only on demand and when a shard restarted empty.
     #[arg(

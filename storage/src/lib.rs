@@ -9,6 +9,7 @@ pub mod cache;
 pub mod config;
 pub mod counters;
 pub mod db;
+pub mod health;
 pub mod hll;
 pub mod import;
 pub mod import_stream;

@@ -31,9 +31,20 @@ fn utm(row: &url::Model) -> Vec<(&'static str, &str)> {
     .collect()
 }
 
+/// Where the link's redirects go: its `fallback_url` while the health checks find the
+/// target broken (with `fallback_on_broken`), else its target.
+fn target(row: &url::Model) -> &str {
+    match &row.fallback_url {
+        Some(fallback) if row.fallback_on_broken && row.health_status == crate::health::BROKEN => {
+            fallback
+        }
+        _ => &row.original_url,
+    }
+}
+
 /// What the redirect cache holds for an active code. The link options are left out of the
 /// payload when they are the defaults, so a plain link's entry is what it always was. The
-/// `location` carries the link's UTM parameters.
+/// `location` carries the link's UTM parameters (its fallback's while it is broken).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RedirectTarget {
     pub id: i64,
@@ -63,7 +74,7 @@ impl RedirectTarget {
     pub fn of(row: &url::Model) -> Self {
         Self {
             id: row.id,
-            location: with_query_params(&to_location(&row.original_url), &utm(row)),
+            location: with_query_params(&to_location(target(row)), &utm(row)),
             status: row
                 .redirect_status
                 .and_then(|s| u16::try_from(s).ok())

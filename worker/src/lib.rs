@@ -12,6 +12,7 @@ pub mod coalesce;
 pub mod conditions;
 pub mod config;
 pub mod jobs;
+pub mod link_health;
 pub mod maintenance;
 pub mod metrics;
 pub mod reconcile;
@@ -46,6 +47,10 @@ pub struct WorkerState {
     pub alerts: Option<Arc<alerts::Deliverer>>,
     /// Where click jobs hand their batches, to be ingested together.
     pub coalescer: coalesce::Coalescer,
+    /// Link health checks (`check_links` jobs).
+    pub health: storage::health::Checker,
+    /// Where the health checks' alerts go.
+    pub alert_queue: Arc<::jobs::JobQueue>,
 }
 
 #[handler]
@@ -114,14 +119,16 @@ async fn admin_only<E: poem::Endpoint>(
     ep.call(req).await.map(IntoResponse::into_response)
 }
 
-/// The click, alert, warm and counter-rebuild queues, each with its backlog promoted: a backlog left while
-/// workers were down must not reach apalis' fetch script at once.
-async fn connect_queues(config: &Config) -> anyhow::Result<[Arc<::jobs::JobQueue>; 4]> {
-    let mut queues = Vec::with_capacity(4);
+/// The click, alert, warm, link-health and counter-rebuild queues, each with its backlog
+/// promoted: a backlog left while workers were down must not reach apalis' fetch script at
+/// once.
+async fn connect_queues(config: &Config) -> anyhow::Result<[Arc<::jobs::JobQueue>; 5]> {
+    let mut queues = Vec::with_capacity(5);
     for name in [
         &config.common.click_queue,
         &config.common.alert_queue,
         &config.common.warm_queue,
+        &config.common.health_queue,
         &config.common.counters_queue,
     ] {
         let queue = ::jobs::JobQueue::connect(&config.redis_url, Some(name))
@@ -135,16 +142,22 @@ async fn connect_queues(config: &Config) -> anyhow::Result<[Arc<::jobs::JobQueue
     }
     queues
         .try_into()
-        .map_err(|_| anyhow::anyhow!("four queues"))
+        .map_err(|_| anyhow::anyhow!("five queues"))
 }
 
 /// The worker's background loops: queue upkeep over `queues` (the click queue first, the
-/// counter-rebuild queue last), counter reconciles, cache warming, deleted links' counters
-/// ([`storage::tombstones`]) and analytics rollups.
-fn spawn_upkeep(state: &Arc<WorkerState>, queues: Vec<Arc<::jobs::JobQueue>>) {
+/// counter-rebuild queue last), counter reconciles, cache warming, the link health schedule
+/// (on `health_queue`), deleted links' counters ([`storage::tombstones`]) and analytics
+/// rollups.
+fn spawn_upkeep(
+    state: &Arc<WorkerState>,
+    queues: Vec<Arc<::jobs::JobQueue>>,
+    health_queue: Arc<::jobs::JobQueue>,
+) {
     if let Some(counters_queue) = queues.last() {
         tokio::spawn(reconcile::run(state.clone(), counters_queue.clone()));
     }
+    tokio::spawn(link_health::run(state.clone(), health_queue));
     tokio::spawn(maintenance::run(state.clone(), queues));
     tokio::spawn(warming::run(state.clone()));
     tokio::spawn(storage::tombstones::run_forever(
@@ -189,11 +202,17 @@ pub async fn run(
             .context("CACHE_REDIS_URL")?,
         None => Cache::memory(Duration::from_mins(1)),
     };
-    let [queue, alert_queue, warm_queue, counters_queue] = connect_queues(&config).await?;
+    let [queue, alert_queue, warm_queue, health_queue, counters_queue] =
+        connect_queues(&config).await?;
     let metrics = WorkerMetrics::new(&config.common.click_queue);
     let _ = metrics.queue(&config.common.alert_queue);
     let _ = metrics.queue(&config.common.warm_queue);
+    let _ = metrics.queue(&config.common.health_queue);
     let _ = metrics.queue(&config.common.counters_queue);
+    let health_metrics = storage::health::HealthMetrics::new();
+    metrics.register_health(&health_metrics);
+    let checker = storage::health::Checker::new(&config.common, health_metrics)
+        .context("link health HTTP client")?;
     let alerts = jobs::deliver_alert::deliverer(&config, &alert_queue, &metrics)?;
     metrics.register_cache(cache.metrics());
     let (coalescer, inbox) = coalesce::Coalescer::new(config.click_concurrency);
@@ -205,6 +224,8 @@ pub async fn run(
         metrics,
         alerts,
         coalescer,
+        health: checker,
+        alert_queue: alert_queue.clone(),
     });
     tokio::spawn(coalesce::run(
         Arc::downgrade(&state),
@@ -213,7 +234,14 @@ pub async fn run(
     ));
     spawn_upkeep(
         &state,
-        vec![queue.clone(), alert_queue, warm_queue, counters_queue],
+        vec![
+            queue.clone(),
+            alert_queue,
+            warm_queue,
+            health_queue.clone(),
+            counters_queue,
+        ],
+        health_queue,
     );
 
     let http = serve_http(&config, &state, instance);

@@ -308,6 +308,12 @@ impl WorkerMetrics {
             .unwrap_or_else(|e| panic!("rollup metrics: {e}"));
     }
 
+    pub fn register_health(&self, health: &storage::health::HealthMetrics) {
+        health
+            .register(&self.registry)
+            .unwrap_or_else(|e| panic!("link health metrics: {e}"));
+    }
+
     /// The text exposition of every metric.
     #[must_use]
     pub fn render(&self) -> String {

@@ -53,6 +53,7 @@ pub fn api_service(state: &Arc<AppState>) -> OpenApiService<impl poem_openapi::O
             bulk::BulkApi(s()),
             urls::UrlsApi(s()),
             urls::details::DetailsApi(s()),
+            urls::health::HealthCheckApi(s()),
             urls::qr::QrApi(s()),
             analytics::AnalyticsApi(s()),
             realtime::RealtimeApi(s()),

@@ -106,6 +106,13 @@ impl Invalidation {
         }
     }
 
+    /// Links whose details changed without their redirect (a health check's time and
+    /// error): their details and every list.
+    #[must_use]
+    pub fn details(ids: impl IntoIterator<Item = i64>) -> Self {
+        Self::owner_changed(ids)
+    }
+
     /// New events of these links (clicks, posted events): their analytics only.
     #[must_use]
     pub fn analytics(ids: &[i64]) -> Self {

@@ -13,6 +13,7 @@ mod defects;
 mod faults;
 mod keys;
 mod kills;
+mod link_health;
 mod metrics;
 mod pipeline;
 mod queue_page;

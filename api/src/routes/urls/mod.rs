@@ -6,6 +6,7 @@
 
 mod create;
 pub mod details;
+pub mod health;
 mod options;
 pub mod qr;
 mod tags;

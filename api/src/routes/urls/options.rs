@@ -72,6 +72,12 @@ pub struct OptionPatch {
     /// The new password as given (`null`: the link opens without one); [`Self::apply`] stores
     /// its hash.
     pub password: Change<String>,
+    /// Where redirects go while the target is broken.
+    pub fallback_url: Change<String>,
+    /// Whether they go there (`null`: true).
+    pub fallback_on_broken: Change<bool>,
+    /// Health checks on (`null`: off).
+    pub health_check: Change<bool>,
 }
 
 /// The UTM parameters a link may carry.
@@ -84,7 +90,7 @@ pub const UTM: [&str; 5] = [
 ];
 
 /// The keys [`OptionPatch::parse`] reads, in the order it checks them.
-pub const PATCH_KEYS: [&str; 12] = [
+pub const PATCH_KEYS: [&str; 15] = [
     "redirect_status",
     "cache_control",
     "expires_at",
@@ -97,6 +103,9 @@ pub const PATCH_KEYS: [&str; 12] = [
     "utm_term",
     "utm_content",
     "password",
+    "fallback_url",
+    "fallback_on_broken",
+    "health_check",
 ];
 
 /// Longest UTM value.
@@ -120,6 +129,11 @@ impl OptionPatch {
                 field(obj, UTM[4], |v| utm(UTM[4], v))?,
             ],
             password: field(obj, "password", password)?,
+            fallback_url: field(obj, "fallback_url", |v| target_field("fallback_url", v))?,
+            fallback_on_broken: field(obj, "fallback_on_broken", |v| {
+                boolean("fallback_on_broken", v)
+            })?,
+            health_check: field(obj, "health_check", |v| boolean("health_check", v))?,
         })
     }
 
@@ -133,6 +147,9 @@ impl OptionPatch {
             || matches!(&self.tags, Change::To(tags) if !tags.is_empty())
             || self.utm.iter().any(Change::is_value)
             || self.password.is_value()
+            || self.fallback_url.is_value()
+            || self.fallback_on_broken.is_value()
+            || self.health_check.is_value()
     }
 
     /// True when the body named no option at all.
@@ -145,6 +162,9 @@ impl OptionPatch {
             && self.tags.is_keep()
             && self.utm.iter().all(Change::is_keep)
             && self.password.is_keep()
+            && self.fallback_url.is_keep()
+            && self.fallback_on_broken.is_keep()
+            && self.health_check.is_keep()
     }
 
     /// Writes the given options of `row`'s own columns into it (a password as its argon2id
@@ -171,6 +191,26 @@ impl OptionPatch {
         campaign.write(&mut row.utm_campaign);
         term.write(&mut row.utm_term);
         content.write(&mut row.utm_content);
+        self.fallback_url.write(&mut row.fallback_url);
+        match self.fallback_on_broken {
+            Change::Keep => {}
+            Change::Reset => row.fallback_on_broken = Set(true),
+            Change::To(on) => row.fallback_on_broken = Set(on),
+        }
+        match self.health_check {
+            Change::Keep => {}
+            Change::To(true) => row.health_check = Set(true),
+            // Checks off: the link forgets its health, so a broken one redirects to its
+            // target again (its caches are invalidated by the write).
+            Change::Reset | Change::To(false) => {
+                row.health_check = Set(false);
+                row.health_status = Set(storage::health::UNKNOWN.to_owned());
+                row.health_failures = Set(0);
+                row.health_checked_at = Set(None);
+                row.health_last_error = Set(None);
+                row.health_notified = Set(None);
+            }
+        }
         Ok(self.tags)
     }
 }
@@ -195,6 +235,9 @@ pub fn has_options(row: &url::Model, tagged: bool) -> bool {
         ]
         .iter()
         .any(|v| v.is_some())
+        || row.fallback_url.is_some()
+        || !row.fallback_on_broken
+        || row.health_check
 }
 
 /// `obj[name]` read by `parse`.
@@ -263,21 +306,32 @@ fn max_clicks(value: &Value) -> ApiResult<i64> {
 
 /// The same rules as `original_url`.
 fn expired_url(value: &Value) -> ApiResult<String> {
+    target_field("expired_url", value)
+}
+
+/// A URL option (`expired_url`, `fallback_url`): `original_url`'s rules.
+fn target_field(name: &str, value: &Value) -> ApiResult<String> {
     let Value::String(raw) = value else {
-        return Err(ApiError::bad_request(
-            "Field 'expired_url' must be a string",
-        ));
+        return Err(ApiError::bad_request(format!(
+            "Field '{name}' must be a string"
+        )));
     };
     let trimmed = raw.trim();
     let target = TargetUrl::parse(trimmed).ok_or_else(|| {
-        ApiError::bad_request("Field 'expired_url' must be a valid http or https URL")
+        ApiError::bad_request(format!("Field '{name}' must be a valid http or https URL"))
     })?;
     if char_len(trimmed) > MAX_URL {
         return Err(ApiError::bad_request(format!(
-            "Field 'expired_url' must not exceed {MAX_URL} characters"
+            "Field '{name}' must not exceed {MAX_URL} characters"
         )));
     }
     Ok(target.into_string())
+}
+
+fn boolean(name: &str, value: &Value) -> ApiResult<bool> {
+    value
+        .as_bool()
+        .ok_or_else(|| ApiError::bad_request(format!("Field '{name}' must be a boolean")))
 }
 
 /// A UTM value: trimmed, 1 to 255 characters, no control characters.
