@@ -14,7 +14,16 @@ use crate::helpers::*;
 /// Pushes single-click jobs the way apalis does (into `<q>:scheduled`, unpromoted); returns
 /// their click ids.
 async fn push_raw(redis: &str, queue: &str, links: &[(i64, String)], n: usize) -> Vec<String> {
-    let conn = apalis_redis::connect(redis).await.unwrap();
+    // Not `apalis_redis::connect`: its 500 ms response timeout failed a 1,000-job push on a
+    // loaded CI machine (every suite runs at once), before the worker under test even started.
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(Some(Duration::from_secs(30)))
+        .set_connection_timeout(Some(Duration::from_secs(10)));
+    let conn = redis::Client::open(redis)
+        .unwrap()
+        .get_connection_manager_with_config(config)
+        .await
+        .unwrap();
     let mut storage: RedisStorage<ClickBatch> =
         RedisStorage::new(conn).with_config(jobs::queue::queue_config(queue));
     let mut pushed = 0;
