@@ -22,6 +22,7 @@ pub mod spec;
 pub mod spool;
 pub mod state;
 pub mod stream;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -47,6 +47,7 @@ pub struct AppState {
     /// Every job queue, read for `/metrics` and `/admin/queues`.
     pub queues: Arc<QueueMonitor>,
     pub rollups: RollupStatus,
+    pub webhooks: crate::webhooks::WebhookHub,
 }
 
 /// Who rolls analytics up, for the queue page.
@@ -84,6 +85,7 @@ async fn click_sink(
     counters: &Arc<Counters>,
     cache: &Arc<Cache>,
     metrics: &Metrics,
+    hooks: &Arc<storage::webhooks::ClickHooks>,
 ) -> anyhow::Result<(Sink, Option<storage::rollup::RollupMetrics>)> {
     if let Some(url) = &config.redis_url {
         let queue = Arc::new(
@@ -111,6 +113,7 @@ async fn click_sink(
         db: db.clone(),
         counters: counters.clone(),
         cache: cache.clone(),
+        hooks: hooks.clone(),
     };
     Ok((sink, Some(rollups)))
 }
@@ -242,7 +245,9 @@ impl AppState {
                     .context("REDIS_URL (warm queue)")?,
             )),
         };
-        let (sink, rollups_here) = click_sink(config, &db, &counters, &cache, &metrics).await?;
+        let webhooks = crate::webhooks::WebhookHub::start(config, &db, metrics.webhooks.clone())?;
+        let (sink, rollups_here) =
+            click_sink(config, &db, &counters, &cache, &metrics, &webhooks.click_hooks).await?;
         let click_queue = match &sink {
             Sink::Queue { queue, .. } => Some(queue.clone()),
             Sink::Embedded { .. } => None,
@@ -288,6 +293,7 @@ impl AppState {
             trusted_proxy: config.trusted_proxy,
             alerts,
             queues,
+            webhooks,
             rollups: RollupStatus {
                 every_seconds: config.common.rollup_every_seconds,
                 here: rollups_here,

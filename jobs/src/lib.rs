@@ -10,9 +10,11 @@ pub mod click;
 pub mod counters;
 pub mod queue;
 pub mod warm;
+pub mod webhook;
 
 pub use alert::{Alert, AlertDelivery, AlertGroup, AlertStatus, DeliverAlert};
 pub use click::{Click, ClickBatch, RecordClicks};
 pub use counters::{CounterRebuild, RebuildCounters};
 pub use queue::{ClickQueue, JobQueue, QueueDepth, QueueError};
 pub use warm::{WarmCache, WarmLinks};
+pub use webhook::{DeliverWebhook, WebhookDelivery};

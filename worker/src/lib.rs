@@ -46,6 +46,10 @@ pub struct WorkerState {
     pub alerts: Option<Arc<alerts::Deliverer>>,
     /// Where click jobs hand their batches, to be ingested together.
     pub coalescer: coalesce::Coalescer,
+    /// Posts webhook deliveries (`deliver_webhook` jobs).
+    pub webhooks: Arc<webhooks::Sender>,
+    /// The subscribers of `link.clicked`, cached for ingestion.
+    pub click_hooks: storage::webhooks::ClickHooks,
 }
 
 #[handler]
@@ -114,14 +118,16 @@ async fn admin_only<E: poem::Endpoint>(
     ep.call(req).await.map(IntoResponse::into_response)
 }
 
-/// The click, alert, warm and counter-rebuild queues, each with its backlog promoted: a backlog left while
-/// workers were down must not reach apalis' fetch script at once.
-async fn connect_queues(config: &Config) -> anyhow::Result<[Arc<::jobs::JobQueue>; 4]> {
-    let mut queues = Vec::with_capacity(4);
+/// The click, alert, warm, webhook and counter-rebuild queues, each with its backlog
+/// promoted: a backlog left while workers were down must not reach apalis' fetch script at
+/// once.
+async fn connect_queues(config: &Config) -> anyhow::Result<[Arc<::jobs::JobQueue>; 5]> {
+    let mut queues = Vec::with_capacity(5);
     for name in [
         &config.common.click_queue,
         &config.common.alert_queue,
         &config.common.warm_queue,
+        &config.common.webhook_queue,
         &config.common.counters_queue,
     ] {
         let queue = ::jobs::JobQueue::connect(&config.redis_url, Some(name))
@@ -135,13 +141,24 @@ async fn connect_queues(config: &Config) -> anyhow::Result<[Arc<::jobs::JobQueue
     }
     queues
         .try_into()
-        .map_err(|_| anyhow::anyhow!("four queues"))
+        .map_err(|_| anyhow::anyhow!("five queues"))
 }
 
 /// The worker's background loops: queue upkeep over `queues` (the click queue first, the
 /// counter-rebuild queue last), counter reconciles, cache warming, deleted links' counters
-/// ([`storage::tombstones`]) and analytics rollups.
-fn spawn_upkeep(state: &Arc<WorkerState>, queues: Vec<Arc<::jobs::JobQueue>>) {
+/// ([`storage::tombstones`]), analytics rollups and the webhook relay (due deliveries become
+/// jobs on `webhook_queue`).
+fn spawn_upkeep(
+    state: &Arc<WorkerState>,
+    queues: Vec<Arc<::jobs::JobQueue>>,
+    webhook_queue: Arc<::jobs::JobQueue>,
+) {
+    tokio::spawn(webhooks::relay_forever(
+        state.db.clone(),
+        webhooks::Dispatch::Queue(webhook_queue),
+        Duration::from_millis(state.config.common.webhook_relay_ms),
+        Arc::new(tokio::sync::Notify::new()),
+    ));
     if let Some(counters_queue) = queues.last() {
         tokio::spawn(reconcile::run(state.clone(), counters_queue.clone()));
     }
@@ -189,11 +206,18 @@ pub async fn run(
             .context("CACHE_REDIS_URL")?,
         None => Cache::memory(Duration::from_mins(1)),
     };
-    let [queue, alert_queue, warm_queue, counters_queue] = connect_queues(&config).await?;
+    let [queue, alert_queue, warm_queue, webhook_queue, counters_queue] =
+        connect_queues(&config).await?;
     let metrics = WorkerMetrics::new(&config.common.click_queue);
     let _ = metrics.queue(&config.common.alert_queue);
     let _ = metrics.queue(&config.common.warm_queue);
     let _ = metrics.queue(&config.common.counters_queue);
+    let _ = metrics.queue(&config.common.webhook_queue);
+    let sender = webhooks::Sender::new(
+        webhooks::Policy::from_config(&config.common),
+        metrics.webhooks.clone(),
+    )
+    .context("webhook client")?;
     let alerts = jobs::deliver_alert::deliverer(&config, &alert_queue, &metrics)?;
     metrics.register_cache(cache.metrics());
     let (coalescer, inbox) = coalesce::Coalescer::new(config.click_concurrency);
@@ -205,6 +229,8 @@ pub async fn run(
         metrics,
         alerts,
         coalescer,
+        webhooks: Arc::new(sender),
+        click_hooks: storage::webhooks::ClickHooks::default(),
     });
     tokio::spawn(coalesce::run(
         Arc::downgrade(&state),
@@ -213,7 +239,14 @@ pub async fn run(
     ));
     spawn_upkeep(
         &state,
-        vec![queue.clone(), alert_queue, warm_queue, counters_queue],
+        vec![
+            queue.clone(),
+            alert_queue,
+            warm_queue,
+            webhook_queue.clone(),
+            counters_queue,
+        ],
+        webhook_queue,
     );
 
     let http = serve_http(&config, &state, instance);
