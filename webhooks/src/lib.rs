@@ -7,6 +7,7 @@
 //! duplicated one posts at most once more (receivers dedup on `X-Curtain-Delivery`).
 
 mod metrics;
+pub mod receiver;
 pub mod relay;
 
 use std::time::Duration;

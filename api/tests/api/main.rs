@@ -33,3 +33,4 @@ mod ui;
 mod urls;
 mod users;
 mod warming;
+mod webhooks;
