@@ -206,8 +206,10 @@ webhook_test!(
         assert_eq!(updated["data"]["title"], "New");
         // Nothing else arrives: every event once.
         assert_eq!(receiver.requests().len(), 3);
+        // Counted just after the row is marked.
         let metrics = &app.state.metrics.webhooks;
-        assert_eq!(metrics.get("link.created", "delivered"), 1);
+        eventually("counted", async || metrics.get("link.deleted", "delivered") == 1).await;
+        eventually("counted", async || metrics.get("link.created", "delivered") == 1).await;
         assert_eq!(metrics.get("link.created", "failed"), 0);
     }
 );
@@ -283,8 +285,8 @@ webhook_test!(
         assert_eq!(rows[0]["last_status"], 200);
         assert_eq!(rows[0]["last_error"], Value::Null);
         let metrics = &app.state.metrics.webhooks;
+        eventually("counted", async || metrics.get("link.created", "delivered") == 1).await;
         assert_eq!(metrics.get("link.created", "failed"), 2);
-        assert_eq!(metrics.get("link.created", "delivered"), 1);
         assert_eq!(metrics.get("link.created", "dead"), 0);
     }
 );
@@ -306,7 +308,9 @@ webhook_test!(
         assert_eq!(dead[0]["last_status"], 500);
         assert!(dead[0]["last_error"].as_str().unwrap().starts_with("HTTP 500"));
         assert_eq!(receiver.requests().len(), MAX_ATTEMPTS as usize);
-        assert_eq!(app.state.metrics.webhooks.get("link.created", "dead"), 1);
+        let metrics = &app.state.metrics.webhooks;
+        eventually("counted", async || metrics.get("link.created", "dead") == 1).await;
+        assert_eq!(metrics.get("link.created", "failed"), u64::from(MAX_ATTEMPTS));
         assert!(deliveries(&app, hook, "pending").await.is_empty());
 
         // The replay `curtain-ops webhooks replay` runs (the binary: ops/tests).

@@ -18,3 +18,4 @@ mod pipeline;
 mod queue_page;
 mod rebuild;
 mod warming;
+mod webhooks;
