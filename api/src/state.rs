@@ -195,6 +195,30 @@ async fn monitor(
     Ok(queues)
 }
 
+/// The click counters: the shards, or in process rebuilt from the events (so a restart
+/// keeps the figures).
+async fn counters_here(
+    config: &Config,
+    db: &DatabaseConnection,
+    deployment_id: &str,
+) -> anyhow::Result<Arc<Counters>> {
+    Ok(match counters_for(config, deployment_id)? {
+        // In-process counters start from the events, so a restart keeps the figures.
+        Counters::Memory(_) => {
+            let (counters, report) = storage::rebuild::memory_counters_from_events(db)
+                .await
+                .context("rebuilding the in-process counters from events")?;
+            tracing::info!(
+                clicks = report.clicks,
+                codes = report.codes,
+                "in-process counters rebuilt from events"
+            );
+            Arc::new(counters)
+        }
+        sharded @ Counters::Sharded(_) => Arc::new(sharded),
+    })
+}
+
 impl AppState {
     pub async fn build(config: &Config) -> anyhow::Result<Arc<Self>> {
         let db = connect_db(
@@ -220,22 +244,7 @@ impl AppState {
         let instance = config.common.instance_name();
         let metrics = Metrics::new(&instance);
         metrics.register_cache(cache.metrics());
-        let counters = match counters_for(config, &settings.deployment_id)? {
-            // In-process counters start from the events, so a restart keeps the figures.
-            Counters::Memory(_) => {
-                let (counters, report) =
-                    storage::rebuild::memory_counters_from_events(&db)
-                        .await
-                        .context("rebuilding the in-process counters from events")?;
-                tracing::info!(
-                    clicks = report.clicks,
-                    codes = report.codes,
-                    "in-process counters rebuilt from events"
-                );
-                Arc::new(counters)
-            }
-            sharded @ Counters::Sharded(_) => Arc::new(sharded),
-        };
+        let counters = counters_here(config, &db, &settings.deployment_id).await?;
         let warmer = match (&config.redis_url, config.cache_warm_on_write) {
             (_, false) => Warmer::Off,
             (None, true) => Warmer::InProcess,
@@ -246,8 +255,15 @@ impl AppState {
             )),
         };
         let webhooks = crate::webhooks::WebhookHub::start(config, &db, metrics.webhooks.clone())?;
-        let (sink, rollups_here) =
-            click_sink(config, &db, &counters, &cache, &metrics, &webhooks.click_hooks).await?;
+        let (sink, rollups_here) = click_sink(
+            config,
+            &db,
+            &counters,
+            &cache,
+            &metrics,
+            &webhooks.click_hooks,
+        )
+        .await?;
         let click_queue = match &sink {
             Sink::Queue { queue, .. } => Some(queue.clone()),
             Sink::Embedded { .. } => None,

@@ -7,8 +7,8 @@
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{
-    big_integer, big_pk_auto, date_time, date_time_null, integer, integer_null, string_len,
-    text, text_null,
+    big_integer, big_pk_auto, date_time, date_time_null, integer, integer_null, string_len, text,
+    text_null,
 };
 
 #[derive(DeriveMigrationName)]

@@ -39,14 +39,16 @@ pub async fn run(db: &DatabaseConnection, command: WebhooksCommand) -> anyhow::R
                 None => webhooks::list(db).await?,
             };
             for hook in hooks {
-                for d in webhooks::deliveries(db, hook.id, Some(DeliveryState::Dead), limit).await? {
+                for d in webhooks::deliveries(db, hook.id, Some(DeliveryState::Dead), limit).await?
+                {
                     println!(
                         "{}\twebhook {}\t{}\tattempts {}\tstatus {}\t{}",
                         d.id,
                         hook.id,
                         d.event,
                         d.attempts,
-                        d.last_status.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+                        d.last_status
+                            .map_or_else(|| "-".to_owned(), |s| s.to_string()),
                         d.last_error.as_deref().unwrap_or("-")
                     );
                 }

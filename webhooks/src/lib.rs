@@ -33,8 +33,7 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
     mac.update(b".");
     mac.update(body.as_bytes());
     let digest = mac.finalize().into_bytes();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
+    format!("sha256={}", webhooks::hex(&digest))
 }
 
 fn timestamp(at: NaiveDateTime) -> String {
@@ -100,7 +99,11 @@ impl Sender {
     /// One attempt of delivery `id`: nothing if it is no longer pending (delivered, dead or its
     /// webhook deleted); else one POST and its result recorded. A database error is returned
     /// (the job is retried; the row is unchanged, so the attempt is made again).
-    pub async fn deliver(&self, db: &DatabaseConnection, id: i64) -> Result<Option<Outcome>, DbErr> {
+    pub async fn deliver(
+        &self,
+        db: &DatabaseConnection,
+        id: i64,
+    ) -> Result<Option<Outcome>, DbErr> {
         let Some((delivery, webhook)) = webhooks::load_pending(db, id).await? else {
             return Ok(None);
         };

@@ -83,7 +83,9 @@ async fn hook(req: &Request, body: poem::Body, shared: Data<&Arc<Shared>>) -> Re
         body,
         status: status.as_u16(),
     });
-    Response::builder().status(status).body(if fail { "failing on command" } else { "ok" })
+    Response::builder()
+        .status(status)
+        .body(if fail { "failing on command" } else { "ok" })
 }
 
 impl Receiver {

@@ -178,6 +178,20 @@ fn spawn_upkeep(
     ));
 }
 
+/// The worker's metrics, with every queue's series created.
+fn metrics_for(config: &Config) -> WorkerMetrics {
+    let metrics = WorkerMetrics::new(&config.common.click_queue);
+    for queue in [
+        &config.common.alert_queue,
+        &config.common.warm_queue,
+        &config.common.counters_queue,
+        &config.common.webhook_queue,
+    ] {
+        let _ = metrics.queue(queue);
+    }
+    metrics
+}
+
 /// Runs the worker until `shutdown` resolves (then `Ok`, in-flight jobs finished). Returns an
 /// error, so the process exits non-zero, if the monitor keeps stopping on its own.
 pub async fn run(
@@ -206,13 +220,14 @@ pub async fn run(
             .context("CACHE_REDIS_URL")?,
         None => Cache::memory(Duration::from_mins(1)),
     };
-    let [queue, alert_queue, warm_queue, webhook_queue, counters_queue] =
-        connect_queues(&config).await?;
-    let metrics = WorkerMetrics::new(&config.common.click_queue);
-    let _ = metrics.queue(&config.common.alert_queue);
-    let _ = metrics.queue(&config.common.warm_queue);
-    let _ = metrics.queue(&config.common.counters_queue);
-    let _ = metrics.queue(&config.common.webhook_queue);
+    let [
+        queue,
+        alert_queue,
+        warm_queue,
+        webhook_queue,
+        counters_queue,
+    ] = connect_queues(&config).await?;
+    let metrics = metrics_for(&config);
     let sender = webhooks::Sender::new(
         webhooks::Policy::from_config(&config.common),
         metrics.webhooks.clone(),

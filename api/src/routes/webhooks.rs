@@ -169,8 +169,7 @@ fn parse_target(value: Option<&Value>) -> ApiResult<String> {
         return Err(invalid());
     }
     let parsed = url::Url::parse(raw).map_err(|_| invalid())?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty)
-    {
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
         return Err(invalid());
     }
     let stored = parsed.to_string();
@@ -185,12 +184,18 @@ fn parse_events(value: Option<&Value>) -> ApiResult<Vec<String>> {
     let list = match value {
         None | Some(Value::Null) => return Err(bad("Field 'events' is required")),
         Some(Value::Array(list)) if !list.is_empty() => list,
-        Some(_) => return Err(bad("Field 'events' must be a non-empty list of event names")),
+        Some(_) => {
+            return Err(bad(
+                "Field 'events' must be a non-empty list of event names",
+            ));
+        }
     };
     let mut names = Vec::new();
     for item in list {
         let Value::String(name) = item else {
-            return Err(bad("Field 'events' must be a non-empty list of event names"));
+            return Err(bad(
+                "Field 'events' must be a non-empty list of event names",
+            ));
         };
         if !EVENTS.contains(&name.as_str()) {
             let shown: String = name.chars().take(64).filter(|c| !c.is_control()).collect();
@@ -212,7 +217,9 @@ fn parse_events(value: Option<&Value>) -> ApiResult<Vec<String>> {
 fn parse_secret(value: Option<&Value>) -> ApiResult<String> {
     match value {
         None | Some(Value::Null) => Ok(webhooks::new_secret()),
-        Some(Value::String(s)) if (16..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic()) => {
+        Some(Value::String(s))
+            if (16..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
             Ok(s.clone())
         }
         Some(_) => Err(bad(
@@ -299,12 +306,13 @@ impl WebhooksApi {
         limit: Query<Option<String>>,
     ) -> ApiResult<DeliveryList> {
         let id = path_id(&id, NOT_FOUND)?;
-        let state = match state.0.as_deref().map(str::trim) {
-            None => None,
-            Some(s) => Some(DeliveryState::parse(&s.to_ascii_lowercase()).ok_or_else(|| {
-                bad("Query parameter 'state' must be pending, delivered or dead")
-            })?),
-        };
+        let state =
+            match state.0.as_deref().map(str::trim) {
+                None => None,
+                Some(s) => Some(DeliveryState::parse(&s.to_ascii_lowercase()).ok_or_else(
+                    || bad("Query parameter 'state' must be pending, delivered or dead"),
+                )?),
+            };
         let limit = match limit.0.as_deref().and_then(parse_int_param) {
             Some(IntParam::Int(n)) => n.clamp(1, 500) as u64,
             Some(IntParam::OutOfRange) => 500,
@@ -331,7 +339,13 @@ mod tests {
             parse_target(Some(&json!(" http://127.0.0.1:9/hook "))).unwrap(),
             "http://127.0.0.1:9/hook"
         );
-        for bad in ["ftp://x.example/", "http:/x", "javascript:alert(1)", "http://a b/", "http://x/\n"] {
+        for bad in [
+            "ftp://x.example/",
+            "http:/x",
+            "javascript:alert(1)",
+            "http://a b/",
+            "http://x/\n",
+        ] {
             assert!(parse_target(Some(&json!(bad))).is_err(), "{bad}");
         }
     }
@@ -339,7 +353,12 @@ mod tests {
     #[test]
     fn events_are_known_names_each_once() {
         assert_eq!(
-            parse_events(Some(&json!(["link.clicked", "link.created", "link.clicked"]))).unwrap(),
+            parse_events(Some(&json!([
+                "link.clicked",
+                "link.created",
+                "link.clicked"
+            ])))
+            .unwrap(),
             ["link.created", "link.clicked"]
         );
         assert!(parse_events(Some(&json!(["link.exploded"]))).is_err());

@@ -15,6 +15,7 @@ use crate::helpers::{Backend, TestApp, parts};
 
 const SECRET: &str = "a-test-secret-of-some-length";
 const MAX_ATTEMPTS: u32 = 3;
+const REDIRECTS: usize = 37;
 
 /// The app with fast retries: back-off base 0 (due again at the next relay pass), 3 attempts,
 /// a relay pass every 50 ms.
@@ -60,12 +61,7 @@ async fn eventually<F: AsyncFnMut() -> bool>(what: &str, mut check: F) {
 fn expected_signature(secret: &str, r: &Received) -> String {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(format!("{}.{}", r.timestamp, r.body).as_bytes());
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = storage::webhooks::hex(&mac.finalize().into_bytes());
     format!("sha256={hex}")
 }
 
@@ -220,7 +216,6 @@ webhook_test!(
         let hook = subscribe(&app, &receiver, &["link.clicked"]).await;
         let link = app.create_url("https://example.com/clicked").await;
         let code = link["short_code"].as_str().unwrap();
-        const REDIRECTS: usize = 37;
         for _ in 0..REDIRECTS {
             assert_eq!(app.get(&format!("/r/{code}")).await.status(), 302);
         }

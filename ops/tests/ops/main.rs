@@ -333,11 +333,14 @@ fn rand_suffix() -> String {
 /// receiver; a second replay finds nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_replay_through_the_binary_delivers_dead_deliveries() {
-    use storage::webhooks;
     use ::webhooks as delivery;
+    use storage::webhooks;
     telemetry::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("hooks.db").display());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("hooks.db").display()
+    );
     let db = storage::db::connect_db(&url, 1).await.unwrap();
     let receiver = delivery::receiver::Receiver::start().await.unwrap();
     let now = chrono::Utc::now().naive_utc();
@@ -369,13 +372,19 @@ async fn webhooks_replay_through_the_binary_delivers_dead_deliveries() {
     let listed = String::from_utf8(listed.stdout).unwrap();
     assert_eq!(listed.lines().count(), 1, "{listed}");
     assert!(
-        listed.contains(&format!("webhook {}\tlink.created\tattempts 8\tstatus 500\tHTTP 500: down", hook.id)),
+        listed.contains(&format!(
+            "webhook {}\tlink.created\tattempts 8\tstatus 500\tHTTP 500: down",
+            hook.id
+        )),
         "{listed}"
     );
 
     let replayed = ops(&["webhooks", "replay", "--webhook", &hook.id.to_string()]);
     assert!(replayed.status.success(), "{replayed:?}");
-    assert_eq!(String::from_utf8(replayed.stdout).unwrap().trim(), "replayed 1 dead deliveries");
+    assert_eq!(
+        String::from_utf8(replayed.stdout).unwrap().trim(),
+        "replayed 1 dead deliveries"
+    );
 
     let metrics = delivery::WebhookMetrics::register(&prometheus::Registry::new());
     let sender = delivery::Sender::new(
@@ -394,19 +403,26 @@ async fn webhooks_replay_through_the_binary_delivers_dead_deliveries() {
     ));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while metrics.get("link.created", "delivered") < 1 {
-        assert!(std::time::Instant::now() < deadline, "the replayed delivery was not delivered");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replayed delivery was not delivered"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     relay.abort();
     let got = receiver.delivered();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].json()["data"], serde_json::json!({"id": 7}));
-    let delivered = webhooks::deliveries(&db, hook.id, Some(webhooks::DeliveryState::Delivered), 10)
-        .await
-        .unwrap();
+    let delivered =
+        webhooks::deliveries(&db, hook.id, Some(webhooks::DeliveryState::Delivered), 10)
+            .await
+            .unwrap();
     assert_eq!(delivered.len(), 1);
     assert_eq!(delivered[0].attempts, 1);
 
     let again = ops(&["webhooks", "replay"]);
-    assert_eq!(String::from_utf8(again.stdout).unwrap().trim(), "replayed 0 dead deliveries");
+    assert_eq!(
+        String::from_utf8(again.stdout).unwrap().trim(),
+        "replayed 0 dead deliveries"
+    );
 }

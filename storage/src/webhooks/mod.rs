@@ -21,20 +21,15 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Transacti
 use serde_json::Value;
 
 pub use deliveries::{
-    Delivery, DeliveryState, Failure, Outcome, claim_due, deliveries, load_pending,
-    mark_delivered, mark_failed, release, replay,
+    Delivery, DeliveryState, Failure, Outcome, claim_due, deliveries, load_pending, mark_delivered,
+    mark_failed, release, replay,
 };
 
 const WEBHOOKS: &str = "webhooks";
 const DELIVERIES: &str = "webhook_deliveries";
 
 /// The events a webhook may subscribe to.
-pub const EVENTS: [&str; 4] = [
-    LINK_CREATED,
-    LINK_UPDATED,
-    LINK_DELETED,
-    LINK_CLICKED,
-];
+pub const EVENTS: [&str; 4] = [LINK_CREATED, LINK_UPDATED, LINK_DELETED, LINK_CLICKED];
 pub const LINK_CREATED: &str = "link.created";
 pub const LINK_UPDATED: &str = "link.updated";
 pub const LINK_DELETED: &str = "link.deleted";
@@ -69,7 +64,19 @@ const COLUMNS: [&str; 5] = ["id", "url", "events", "secret", "created_at"];
 #[must_use]
 pub fn new_secret() -> String {
     let bytes: [u8; 32] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&bytes)
+}
+
+/// Lowercase hex of `bytes`.
+#[must_use]
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
 }
 
 /// Stores a subscription (`events` already validated, each once).
@@ -105,7 +112,11 @@ pub async fn list(db: &DatabaseConnection) -> Result<Vec<Webhook>, DbErr> {
         .from(WEBHOOKS)
         .order_by("id", sea_orm::Order::Asc)
         .to_owned();
-    db.query_all(&select).await?.iter().map(Webhook::from_row).collect()
+    db.query_all(&select)
+        .await?
+        .iter()
+        .map(Webhook::from_row)
+        .collect()
 }
 
 /// One subscription.

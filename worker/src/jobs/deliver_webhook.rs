@@ -42,8 +42,9 @@ pub fn register(
     clicks: &RedisStorage<ClickBatch>,
 ) -> Monitor {
     let conn = clicks.clone().get_connection().clone();
-    let storage: RedisStorage<WebhookDelivery> = RedisStorage::new(conn)
-        .with_config(jobs::queue::queue_config(&state.config.common.webhook_queue));
+    let storage: RedisStorage<WebhookDelivery> = RedisStorage::new(conn).with_config(
+        jobs::queue::queue_config(&state.config.common.webhook_queue),
+    );
     let poll = state.config.poll_interval;
     let state = state.clone();
     monitor.register_n(CONCURRENCY, move |index, _restarts| {

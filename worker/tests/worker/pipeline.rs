@@ -480,8 +480,10 @@ async fn deleting_a_link_deletes_its_counters_on_every_shard() {
     // The pass removes the keys first and its tombstone row after, so the row may outlive
     // the keys by a moment; it must still go.
     let conn = db.connect().await;
-    eventually(Duration::from_secs(10), "the tombstone row removed", || async {
-        count(&conn, "SELECT count(*) FROM counter_tombstones").await == 0
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the tombstone row removed",
+        || async { count(&conn, "SELECT count(*) FROM counter_tombstones").await == 0 },
+    )
     .await;
 }

@@ -13,6 +13,7 @@ use webhooks::receiver::Receiver;
 use crate::helpers::*;
 
 const SECRET: &str = "worker-test-secret-0123456789";
+const REDIRECTS: usize = 25;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(
@@ -46,7 +47,6 @@ async fn the_worker_delivers_link_events_and_click_batches_through_its_queue() {
     let hook = created["id"].as_i64().unwrap();
 
     let (url_id, code) = create_link(&client, &api, "https://example.com/worker-hooked").await;
-    const REDIRECTS: usize = 25;
     for _ in 0..REDIRECTS {
         let resp = client
             .get(format!("{}/r/{code}", api.address))
@@ -68,7 +68,10 @@ async fn the_worker_delivers_link_events_and_click_batches_through_its_queue() {
         "the link's creation and every click delivered",
         || async {
             clicks(&receiver).len() >= REDIRECTS
-                && receiver.delivered().iter().any(|r| r.event == "link.created")
+                && receiver
+                    .delivered()
+                    .iter()
+                    .any(|r| r.event == "link.created")
         },
     )
     .await;
@@ -87,7 +90,11 @@ async fn the_worker_delivers_link_events_and_click_batches_through_its_queue() {
         .filter(|r| r.event == "link.created")
         .collect();
     let statuses: Vec<u16> = created.iter().map(|r| r.status).collect();
-    assert_eq!(statuses, [500, 200], "one failed attempt, then one delivery");
+    assert_eq!(
+        statuses,
+        [500, 200],
+        "one failed attempt, then one delivery"
+    );
     assert_eq!(created[0].delivery, created[1].delivery);
 
     let metrics = format!("http://{}/metrics", config.listen);
@@ -97,8 +104,8 @@ async fn the_worker_delivers_link_events_and_click_batches_through_its_queue() {
             "curtain_webhook_deliveries_total",
             r#"event="link.created",result="delivered""#,
         )
-        .await
-            == 1.0
+        .await as u64
+            == 1
     })
     .await;
     assert_eq!(
@@ -107,13 +114,27 @@ async fn the_worker_delivers_link_events_and_click_batches_through_its_queue() {
             "curtain_webhook_deliveries_total",
             r#"event="link.created",result="failed""#
         )
-        .await,
-        1.0
+        .await as u64,
+        1
     );
 
+    let delivered_id: i64 = created[1].delivery.parse().unwrap();
+    duplicates_and_orphans(&db, &redis, &config, &receiver, hook, delivered_id).await;
+}
+
+/// A duplicate job of a delivered row posts nothing; a pending row that never became a job is
+/// delivered by the relay.
+async fn duplicates_and_orphans(
+    db: &TestDb,
+    redis: &RedisServer,
+    config: &worker::Config,
+    receiver: &Receiver,
+    hook: i64,
+    delivered_id: i64,
+) {
+    let metrics = format!("http://{}/metrics", config.listen);
     // A job for a delivery already made posts nothing (a duplicate after a worker kill).
     let conn = db.connect().await;
-    let delivered_id: i64 = created[1].delivery.parse().unwrap();
     let queue = jobs::JobQueue::connect(&redis.url(), Some(&config.common.webhook_queue))
         .await
         .unwrap();
@@ -140,7 +161,11 @@ async fn the_worker_delivers_link_events_and_click_batches_through_its_queue() {
             > jobs_before
     })
     .await;
-    assert_eq!(receiver.requests().len(), before, "a delivered row was posted again");
+    assert_eq!(
+        receiver.requests().len(),
+        before,
+        "a delivered row was posted again"
+    );
 
     // A pending row that never became a job (a crash between commit and hand-over) is found
     // by the relay and delivered.

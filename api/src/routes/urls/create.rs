@@ -206,7 +206,10 @@ pub async fn create_url(state: &AppState, body: Option<&Value>) -> ApiResult<(ur
 
 /// The `data` of a link event's webhook delivery: the link as `GET /urls/<id>` shows it
 /// (with its options when `details` is given).
-pub(super) fn link_data(row: &url::Model, details: Option<crate::models::LinkDetails>) -> serde_json::Value {
+pub(super) fn link_data(
+    row: &url::Model,
+    details: Option<crate::models::LinkDetails>,
+) -> serde_json::Value {
     let mut link = crate::models::Url::from(row.clone());
     link.details = details;
     serde_json::to_value(link).unwrap_or_default()
