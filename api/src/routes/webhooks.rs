@@ -150,8 +150,8 @@ fn bad(message: impl Into<String>) -> ApiError {
     ApiError::bad_request(message)
 }
 
-/// `url`: trimmed, no control characters or spaces, `http`/`https` with a host (the `url`
-/// crate's parse); stored as that parse writes it.
+/// `url`: trimmed, no control characters or spaces, `http://` or `https://` with a host (the
+/// `url` crate's parse); stored as that parse writes it.
 fn parse_target(value: Option<&Value>) -> ApiResult<String> {
     let raw = match value {
         None | Some(Value::Null) => return Err(bad("Field 'url' is required")),
@@ -165,7 +165,12 @@ fn parse_target(value: Option<&Value>) -> ApiResult<String> {
         return Err(bad("Field 'url' must not exceed 2048 characters"));
     }
     let invalid = || bad("Field 'url' must be a valid http or https URL");
-    if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    // Literally `http://` or `https://` (as link targets): the URL standard would read
+    // `http:/x` or `http:x` as `http://x/`.
+    let lower = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
+    if raw.chars().any(|c| c.is_control() || c.is_whitespace())
+        || !(lower.starts_with("http://") || lower.starts_with("https://"))
+    {
         return Err(invalid());
     }
     let parsed = url::Url::parse(raw).map_err(|_| invalid())?;
