@@ -349,7 +349,8 @@ mod tests {
             "http:/x",
             "javascript:alert(1)",
             "http://a b/",
-            "http://x/\n",
+            "http://x/\ny",
+            "HTTP:x.example",
         ] {
             assert!(parse_target(Some(&json!(bad))).is_err(), "{bad}");
         }
