@@ -1,7 +1,7 @@
 //! Webhooks: `webhooks` (subscriptions: target URL, events, signing secret) and
 //! `webhook_deliveries` (one row per event and subscription: the durable outbox the relay
 //! delivers from, with attempts, the next attempt's time, the last answer, and the state
-//! `pending`, `delivered` or `dead`). Link events write their rows in the link's own
+//! `pending`, `delivered` or `dead`, and the relay's claim count). Link events write their rows in the link's own
 //! transaction; a click batch writes one row per subscription keyed on the batch
 //! (`dedup_key`), so a batch ingested twice never makes two deliveries.
 
@@ -40,6 +40,9 @@ impl MigrationTrait for Migration {
                     .col(text("payload"))
                     .col(string_len("state", 16))
                     .col(integer("attempts"))
+                    // Bumped by each claim of the relay; a job carries the claim it was made
+                    // for, so a stale duplicate of an older claim posts nothing.
+                    .col(integer("claims").default(0))
                     .col(date_time("next_attempt_at"))
                     .col(integer_null("last_status"))
                     .col(text_null("last_error"))

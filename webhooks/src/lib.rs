@@ -96,15 +96,17 @@ impl Sender {
         })
     }
 
-    /// One attempt of delivery `id`: nothing if it is no longer pending (delivered, dead or its
-    /// webhook deleted); else one POST and its result recorded. A database error is returned
-    /// (the job is retried; the row is unchanged, so the attempt is made again).
+    /// One attempt of delivery `id` for the relay's `claim`: nothing if it is no longer
+    /// pending (delivered, dead, its webhook deleted) or was claimed again since; else one
+    /// POST and its result recorded. A database error is returned (the job is retried; the
+    /// row is unchanged, so the attempt is made again).
     pub async fn deliver(
         &self,
         db: &DatabaseConnection,
         id: i64,
+        claim: Option<i32>,
     ) -> Result<Option<Outcome>, DbErr> {
-        let Some((delivery, webhook)) = webhooks::load_pending(db, id).await? else {
+        let Some((delivery, webhook)) = webhooks::load_pending(db, id, claim).await? else {
             return Ok(None);
         };
         let body = body(&delivery);

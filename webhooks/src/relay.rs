@@ -41,11 +41,23 @@ impl Dispatch {
 pub async fn relay_once(db: &DatabaseConnection, dispatch: &Dispatch) -> Result<usize, DbErr> {
     let now = chrono::Utc::now().naive_utc();
     let lease = chrono::Duration::from_std(LEASE).unwrap_or_default();
-    let claimed = webhooks::claim_due(db, now, lease, PER_PASS).await?;
-    for &id in &claimed {
+    // In process, no more than can start now: a claimed row waiting for a slot would use up
+    // its lease.
+    let limit = match dispatch {
+        Dispatch::Queue(_) => PER_PASS,
+        Dispatch::InProcess(_, slots) => PER_PASS.min(slots.available_permits() as u64),
+    };
+    if limit == 0 {
+        return Ok(0);
+    }
+    let claimed = webhooks::claim_due(db, now, lease, limit).await?;
+    for &(id, claim) in &claimed {
         match dispatch {
             Dispatch::Queue(queue) => {
-                let job = WebhookDelivery { delivery_id: id };
+                let job = WebhookDelivery {
+                    delivery_id: id,
+                    claim: Some(claim),
+                };
                 if let Err(e) = queue.push_job(&job).await {
                     tracing::warn!(delivery.id = id, error = %e, "enqueueing a webhook delivery failed; released for the next pass");
                     webhooks::release(db, id, now).await?;
@@ -57,7 +69,7 @@ pub async fn relay_once(db: &DatabaseConnection, dispatch: &Dispatch) -> Result<
                 };
                 let (sender, db) = (sender.clone(), db.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = sender.deliver(&db, id).await {
+                    if let Err(e) = sender.deliver(&db, id, Some(claim)).await {
                         tracing::warn!(delivery.id = id, error = %e, "webhook delivery: database error; retried after its lease");
                     }
                     drop(permit);

@@ -49,6 +49,8 @@ pub struct Delivery {
     pub payload: String,
     pub state: DeliveryState,
     pub attempts: i32,
+    /// How often the relay claimed it.
+    pub claims: i32,
     pub next_attempt_at: NaiveDateTime,
     pub last_status: Option<i32>,
     pub last_error: Option<String>,
@@ -56,13 +58,14 @@ pub struct Delivery {
     pub delivered_at: Option<NaiveDateTime>,
 }
 
-const COLUMNS: [&str; 11] = [
+const COLUMNS: [&str; 12] = [
     "id",
     "webhook_id",
     "event",
     "payload",
     "state",
     "attempts",
+    "claims",
     "next_attempt_at",
     "last_status",
     "last_error",
@@ -81,6 +84,7 @@ impl Delivery {
             state: DeliveryState::parse(&state)
                 .ok_or_else(|| DbErr::Custom(format!("unknown delivery state {state}")))?,
             attempts: row.try_get("", "attempts")?,
+            claims: row.try_get("", "claims")?,
             next_attempt_at: row.try_get("", "next_attempt_at")?,
             last_status: row.try_get("", "last_status")?,
             last_error: row.try_get("", "last_error")?,
@@ -115,16 +119,16 @@ pub async fn deliveries(
 }
 
 /// Claims up to `limit` pending deliveries due at `now`: each claimed row's next attempt moves
-/// to `now + lease`, in one conditional update per row, so a concurrent relay's claim of the
-/// same row changes nothing. Returns the claimed ids.
+/// to `now + lease` and its claim count goes up by one, in one conditional update per row, so
+/// a concurrent relay's claim of the same row changes nothing. Returns (id, claim) pairs.
 pub async fn claim_due(
     db: &DatabaseConnection,
     now: NaiveDateTime,
     lease: chrono::Duration,
     limit: u64,
-) -> Result<Vec<i64>, DbErr> {
+) -> Result<Vec<(i64, i32)>, DbErr> {
     let select = Query::select()
-        .column("id")
+        .columns(["id", "claims"])
         .from(DELIVERIES)
         .and_where(Expr::col("state").eq(DeliveryState::Pending.as_str()))
         .and_where(Expr::col("next_attempt_at").lte(now))
@@ -134,15 +138,18 @@ pub async fn claim_due(
     let mut claimed = Vec::new();
     for row in db.query_all(&select).await? {
         let id: i64 = row.try_get("", "id")?;
+        let claims: i32 = row.try_get("", "claims")?;
         let claim = Query::update()
             .table(DELIVERIES)
             .value("next_attempt_at", now + lease)
+            .value("claims", claims + 1)
             .and_where(Expr::col("id").eq(id))
             .and_where(Expr::col("state").eq(DeliveryState::Pending.as_str()))
+            .and_where(Expr::col("claims").eq(claims))
             .and_where(Expr::col("next_attempt_at").lte(now))
             .to_owned();
         if db.execute(&claim).await?.rows_affected() == 1 {
-            claimed.push(id);
+            claimed.push((id, claims + 1));
         }
     }
     Ok(claimed)
@@ -159,11 +166,12 @@ pub async fn release(db: &DatabaseConnection, id: i64, now: NaiveDateTime) -> Re
     db.execute(&update).await.map(|_| ())
 }
 
-/// A pending delivery with its webhook; `None` when it was delivered, is dead, or its
-/// webhook was deleted (nothing to send).
+/// A pending delivery with its webhook; `None` when it was delivered, is dead, was claimed
+/// again since `claim` (when given), or its webhook was deleted (nothing to send).
 pub async fn load_pending(
     db: &DatabaseConnection,
     id: i64,
+    claim: Option<i32>,
 ) -> Result<Option<(Delivery, Webhook)>, DbErr> {
     let select = Query::select()
         .columns(COLUMNS)
@@ -174,7 +182,7 @@ pub async fn load_pending(
         return Ok(None);
     };
     let delivery = Delivery::from_row(&row)?;
-    if delivery.state != DeliveryState::Pending {
+    if delivery.state != DeliveryState::Pending || claim.is_some_and(|c| c != delivery.claims) {
         return Ok(None);
     }
     Ok(get(db, delivery.webhook_id).await?.map(|w| (delivery, w)))

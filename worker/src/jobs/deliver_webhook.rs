@@ -2,7 +2,8 @@
 //! The back-off lives in the row (`next_attempt_at`, the relay enqueues it again when due),
 //! not in apalis-redis, whose retries are fixed at 1, 2, 3 ... s and 25 attempts: a failed
 //! POST is a successful job. Only a database error fails the job (the row is unchanged, so
-//! the queue's retry makes the same attempt). A delivery no longer pending is not posted.
+//! the queue's retry makes the same attempt). A delivery no longer pending, or claimed again since the job was made
+//! (a stale duplicate), is not posted.
 
 use std::sync::Arc;
 
@@ -23,7 +24,10 @@ pub async fn deliver_webhook(
 ) -> Result<(), BoxDynError> {
     let series = state.metrics.queue(&state.config.common.webhook_queue);
     let started = std::time::Instant::now();
-    let result = state.webhooks.deliver(&state.db, job.delivery_id).await;
+    let result = state
+        .webhooks
+        .deliver(&state.db, job.delivery_id, job.claim)
+        .await;
     series.duration.observe(started.elapsed().as_secs_f64());
     if let Err(e) = result {
         series.failed.inc();

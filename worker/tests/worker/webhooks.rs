@@ -148,6 +148,7 @@ async fn duplicates_and_orphans(
     queue
         .push_job(&jobs::WebhookDelivery {
             delivery_id: delivered_id,
+            claim: None,
         })
         .await
         .unwrap();
