@@ -118,12 +118,12 @@ async fn click_sink(
     Ok((sink, Some(rollups)))
 }
 
-/// The queues of the page and the gauges, in a fixed order: clicks, warming, alerts.
+/// The queues of the page and the gauges, in a fixed order: clicks, warming, alerts,
+/// webhooks.
 fn watched_queues(
     config: &Config,
     clicks: &ClickRecorder,
-    click_queue: Option<Arc<ClickQueue>>,
-    warm_queue: Option<Arc<JobQueue>>,
+    [click_queue, warm_queue, webhook_queue]: [Option<Arc<JobQueue>>; 3],
     warmer: &Warmer,
     alerts: &crate::alerts::AlertIntake,
 ) -> Vec<Watched> {
@@ -162,6 +162,17 @@ fn watched_queues(
             role: "alerts",
             source: alert_source,
         },
+        Watched {
+            name: common.webhook_queue.clone(),
+            role: "webhooks",
+            source: webhook_queue.map_or(
+                Source::Off(
+                    "no queue: this process delivers webhooks in process (no REDIS_URL); \
+                     GET /webhooks/<id>/deliveries shows them",
+                ),
+                Source::Redis,
+            ),
+        },
     ]
 }
 
@@ -186,8 +197,23 @@ async fn monitor(
         )),
         (_, None) => None,
     };
+    // The worker's relay fills the webhook queue.
+    let webhook_queue = match &config.redis_url {
+        Some(url) => Some(Arc::new(
+            JobQueue::connect(url, Some(&config.common.webhook_queue))
+                .await
+                .context("REDIS_URL (webhook queue)")?,
+        )),
+        None => None,
+    };
     let queues = Arc::new(QueueMonitor::new(
-        watched_queues(config, clicks, click_queue, warm_queue, warmer, alerts),
+        watched_queues(
+            config,
+            clicks,
+            [click_queue, warm_queue, webhook_queue],
+            warmer,
+            alerts,
+        ),
         metrics.queue.clone(),
     ));
     queues.read().await;

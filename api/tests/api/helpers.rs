@@ -186,6 +186,8 @@ pub fn test_config(storage: &Storage) -> Config {
     config.common.database_max_connections = 5;
     config.common.cache_redis_url.clone_from(&storage.redis_url);
     config.common.cache_prefix.clone_from(&storage.cache_prefix);
+    // Per-test queue names, for tests that turn the Redis queue on.
+    config.common.webhook_queue = format!("{}:webhooks", storage.cache_prefix);
     config.public_base_url = None;
     config.enable_incident_debug_routes = false;
     config.common.instance = Some("test".into());
