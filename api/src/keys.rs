@@ -151,6 +151,11 @@ mod tests {
         assert_eq!(n(Method::GET, "/metrics"), Some(Scope::Admin));
         assert_eq!(n(Method::GET, "/debug/fail"), Some(Scope::Admin));
         assert_eq!(n(Method::GET, "/admin/queues"), Some(Scope::Admin));
+        // A webhook sees every link's events: reading or managing them is an admin's.
+        assert_eq!(n(Method::GET, "/webhooks"), Some(Scope::Admin));
+        assert_eq!(n(Method::POST, "/webhooks"), Some(Scope::Admin));
+        assert_eq!(n(Method::GET, "/webhooks/1/deliveries"), Some(Scope::Admin));
+        assert_eq!(n(Method::GET, "/webhooksx"), None);
         assert_eq!(n(Method::POST, "/alerts/alertmanager"), None);
         assert_eq!(n(Method::GET, "/urls"), None);
         assert_eq!(n(Method::GET, "/r/abc"), None);

@@ -41,6 +41,7 @@ impl WebhookHub {
             db.clone(),
             webhooks::Dispatch::in_process(Arc::new(sender)),
             Duration::from_millis(config.common.webhook_relay_ms),
+            webhooks::keep(&config.common),
             wake.clone(),
         ));
         Ok(Self {

@@ -69,6 +69,11 @@ pub struct CommonArgs {
     #[arg(long, env = "WEBHOOK_MAX_ATTEMPTS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     pub webhook_max_attempts: u32,
 
+    /// Delivered webhook deliveries are deleted this many days after delivery (dead ones stay
+    /// until replayed or their webhook is deleted).
+    #[arg(long, env = "WEBHOOK_KEEP_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
+    pub webhook_keep_days: u32,
+
     /// How often the webhook relay looks for due deliveries, in milliseconds.
     #[arg(long, env = "WEBHOOK_RELAY_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..))]
     pub webhook_relay_ms: u64,

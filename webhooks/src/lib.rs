@@ -55,6 +55,12 @@ pub fn body(delivery: &Delivery) -> String {
     .to_string()
 }
 
+/// How long delivered rows are kept (`WEBHOOK_KEEP_DAYS`).
+#[must_use]
+pub fn keep(common: &storage::config::CommonArgs) -> Duration {
+    Duration::from_secs(u64::from(common.webhook_keep_days) * 86_400)
+}
+
 /// Retry policy of failed deliveries.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {

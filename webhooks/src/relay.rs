@@ -80,19 +80,35 @@ pub async fn relay_once(db: &DatabaseConnection, dispatch: &Dispatch) -> Result<
     Ok(claimed.len())
 }
 
+/// How often delivered rows past their keep time are deleted.
+const PRUNE_EVERY: Duration = Duration::from_mins(10);
+
 /// Runs [`relay_once`] every `every`, and at once when `wake` is notified (a write that just
-/// committed deliveries), for the life of the process.
+/// committed deliveries), for the life of the process; every 10 minutes it deletes the rows
+/// delivered more than `keep` ago.
 pub async fn relay_forever(
     db: DatabaseConnection,
     dispatch: Dispatch,
     every: Duration,
+    keep: Duration,
     wake: Arc<Notify>,
 ) {
+    let mut last_prune: Option<std::time::Instant> = None;
     loop {
         match relay_once(&db, &dispatch).await {
             Ok(n) if n > 0 => tracing::debug!(deliveries = n, "webhook deliveries handed over"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "webhook relay pass failed"),
+        }
+        if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            last_prune = Some(std::time::Instant::now());
+            let before = chrono::Utc::now().naive_utc()
+                - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::days(7));
+            match webhooks::prune_delivered(&db, before).await {
+                Ok(n) if n > 0 => tracing::info!(deliveries = n, "old webhook deliveries deleted"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "pruning webhook deliveries failed"),
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(every) => {}

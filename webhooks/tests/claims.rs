@@ -141,3 +141,48 @@ async fn a_click_batch_recorded_twice_is_one_delivery_and_none_without_subscribe
     assert_eq!(data["batch_id"], "b1");
     assert_eq!(data["clicks"][0]["id"], "c1");
 }
+
+#[tokio::test]
+async fn delivered_rows_past_their_keep_time_are_pruned_dead_ones_stay() {
+    let (db, _dir) = db().await;
+    let receiver = Receiver::start().await.unwrap();
+    let now = chrono::Utc::now().naive_utc();
+    let hook = rows::create(
+        &db,
+        &receiver.url,
+        &["link.created".into()],
+        "s3cret-s3cret-s3cret",
+        now,
+    )
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        rows::record_link_event(&db, "link.created", &serde_json::json!({}), now)
+            .await
+            .unwrap();
+    }
+    let claimed = rows::claim_due(&db, now, chrono::Duration::minutes(1), 10)
+        .await
+        .unwrap();
+    let (id, claim) = claimed[0];
+    assert_eq!(
+        sender().deliver(&db, id, Some(claim)).await.unwrap(),
+        Some(Outcome::Delivered)
+    );
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &db,
+        &format!(
+            "UPDATE webhook_deliveries SET state = 'dead' WHERE id = {}",
+            claimed[1].0
+        ),
+    )
+    .await
+    .unwrap();
+    let soon = chrono::Utc::now().naive_utc() - chrono::Duration::hours(1);
+    assert_eq!(rows::prune_delivered(&db, soon).await.unwrap(), 0);
+    let later = chrono::Utc::now().naive_utc() + chrono::Duration::hours(1);
+    assert_eq!(rows::prune_delivered(&db, later).await.unwrap(), 1);
+    let left = rows::deliveries(&db, hook.id, None, 10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].state, DeliveryState::Dead);
+}

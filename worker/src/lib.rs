@@ -157,6 +157,7 @@ fn spawn_upkeep(
         state.db.clone(),
         webhooks::Dispatch::Queue(webhook_queue),
         Duration::from_millis(state.config.common.webhook_relay_ms),
+        webhooks::keep(&state.config.common),
         Arc::new(tokio::sync::Notify::new()),
     ));
     if let Some(counters_queue) = queues.last() {

@@ -399,6 +399,7 @@ async fn webhooks_replay_through_the_binary_delivers_dead_deliveries() {
         db.clone(),
         delivery::Dispatch::in_process(std::sync::Arc::new(sender)),
         std::time::Duration::from_millis(50),
+        std::time::Duration::from_hours(24),
         std::sync::Arc::new(tokio::sync::Notify::new()),
     ));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -295,3 +295,13 @@ pub async fn replay(
     }
     Ok(db.execute(&update).await?.rows_affected())
 }
+
+/// Deletes deliveries delivered before `before`; returns how many.
+pub async fn prune_delivered(db: &DatabaseConnection, before: NaiveDateTime) -> Result<u64, DbErr> {
+    let delete = Query::delete()
+        .from_table(DELIVERIES)
+        .and_where(Expr::col("state").eq(DeliveryState::Delivered.as_str()))
+        .and_where(Expr::col("delivered_at").lt(before))
+        .to_owned();
+    Ok(db.execute(&delete).await?.rows_affected())
+}

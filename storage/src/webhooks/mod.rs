@@ -22,7 +22,7 @@ use serde_json::Value;
 
 pub use deliveries::{
     Delivery, DeliveryState, Failure, Outcome, claim_due, deliveries, load_pending, mark_delivered,
-    mark_failed, release, replay,
+    mark_failed, prune_delivered, release, replay,
 };
 
 const WEBHOOKS: &str = "webhooks";
