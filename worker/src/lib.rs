@@ -1,5 +1,5 @@
-//! `curtain-worker`: apalis worker pools consuming click batches and alert deliveries from
-//! Redis.
+//! `curtain-worker`: apalis worker pools consuming click batches, alert deliveries, cache
+//! warming, counter rebuilds and webhook deliveries from Redis.
 //!
 //! `main.rs` parses [`Config`] and calls [`run`]; tests call [`run`] too. The process serves
 //! `/health` and `/metrics`, keeps the queue healthy ([`maintenance`]), and supervises its
