@@ -109,6 +109,20 @@ async fn the_worker_delivers_link_events_and_click_batches_through_its_queue() {
     );
     assert_eq!(created[0].delivery, created[1].delivery);
 
+    let delivered_id: i64 = created[1].delivery.parse().unwrap();
+    duplicates_and_orphans(&db, &redis, &config, &receiver, hook, delivered_id).await;
+}
+
+/// The worker counted one failed attempt and one delivery; a duplicate job of a delivered row
+/// posts nothing; a pending row that never became a job is delivered by the relay.
+async fn duplicates_and_orphans(
+    db: &TestDb,
+    redis: &RedisServer,
+    config: &worker::Config,
+    receiver: &Receiver,
+    hook: i64,
+    delivered_id: i64,
+) {
     let metrics = format!("http://{}/metrics", config.listen);
     eventually(Duration::from_secs(10), "the delivery counted", || async {
         metric_where(
@@ -130,21 +144,6 @@ async fn the_worker_delivers_link_events_and_click_batches_through_its_queue() {
         1
     );
 
-    let delivered_id: i64 = created[1].delivery.parse().unwrap();
-    duplicates_and_orphans(&db, &redis, &config, &receiver, hook, delivered_id).await;
-}
-
-/// A duplicate job of a delivered row posts nothing; a pending row that never became a job is
-/// delivered by the relay.
-async fn duplicates_and_orphans(
-    db: &TestDb,
-    redis: &RedisServer,
-    config: &worker::Config,
-    receiver: &Receiver,
-    hook: i64,
-    delivered_id: i64,
-) {
-    let metrics = format!("http://{}/metrics", config.listen);
     // A job for a delivery already made posts nothing (a duplicate after a worker kill).
     let conn = db.connect().await;
     let queue = jobs::JobQueue::connect(&redis.url(), Some(&config.common.webhook_queue))
@@ -164,14 +163,16 @@ async fn duplicates_and_orphans(
         })
         .await
         .unwrap();
+    // Ran: the queue has nothing left to run and counted one more finished job.
     eventually(Duration::from_secs(10), "the duplicate job ran", || async {
-        metric_where(
-            &metrics,
-            "curtain_queue_jobs_processed_total",
-            &format!("queue=\"{}\"", config.common.webhook_queue),
-        )
-        .await
-            > jobs_before
+        queue.depth().await.unwrap().pending() == 0
+            && metric_where(
+                &metrics,
+                "curtain_queue_jobs_processed_total",
+                &format!("queue=\"{}\"", config.common.webhook_queue),
+            )
+            .await
+                > jobs_before
     })
     .await;
     assert_eq!(
