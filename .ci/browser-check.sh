@@ -2,7 +2,8 @@
 # Browser check: Curtain's HTML pages driven in Debian's Chromium through Playwright
 # (.ci/browser_check.py) against a running curtain-api (embedded default, a fresh SQLite file,
 # workers in process) and a target site served on loopback (no internet): the shorten form,
-# the redirect, Swagger UI's "Try it out" on GET /health, /admin/queues and the link page.
+# the redirect, Swagger UI's "Try it out" on GET /health, /admin/queues, the link page and a
+# password link's form.
 # Fails on any JavaScript console or page error and on any missing element. Screenshots
 # (1280x800 PNG) go to SHOTS_DIR (default: a temporary folder, removed afterwards).
 # Usage: .ci/browser-check.sh [BIN_DIR] (target/debug).
@@ -66,4 +67,4 @@ if [ "$status" -ne 0 ]; then
   exit "$status"
 fi
 ls -l "$SHOTS"
-echo "browser check passed: 5 pages, screenshots in $SHOTS"
+echo "browser check passed: 6 pages, screenshots in $SHOTS"

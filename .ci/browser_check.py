@@ -5,7 +5,8 @@ Usage: browser_check.py API_BASE TARGET_URL SCREENSHOT_DIR
 Against a running curtain-api (embedded default), it shortens TARGET_URL through the form on
 `/`, follows the short link to the target, runs `GET /health` from Swagger UI's "Try it out" on
 `/docs`, opens `/admin/queues` (and waits for it to refresh itself) and the link page
-`/ui/links/<code>` (its chart drawn), and saves a screenshot of each page. It fails on any
+`/ui/links/<code>` (its chart drawn), then a password link's form (a wrong password refused,
+the right one lands), and saves a screenshot of each page. It fails on any
 JavaScript console error or uncaught page error, on a missing element, or on a wrong value.
 """
 
@@ -109,6 +110,32 @@ def main() -> int:
             raise Failure(f"the chart should show one hour with 1 click, shows {len(clicked)} hours with clicks")
         print("link page: 1 click, chart drawn")
         shot("link")
+
+        # 6. A password link: the form, a wrong password said so, the right one lands.
+        created = context.request.post(
+            f"{base}/urls", data={"original_url": target, "password": "open sesame"}
+        )
+        if created.status != 201:
+            raise Failure(f"creating a password link: {created.status} {created.text()}")
+        locked = created.json()["short_code"]
+        page.goto(f"{base}/r/{locked}")
+        expect(page.locator("h1")).to_have_text("Password required")
+        page.fill("input[name=password]", "open sesame?")
+        page.click("button[type=submit]")
+        expect(page.locator("#error")).to_have_text("Wrong password")
+        # The wrong password's page is a 401, which Chromium reports on the console: exactly
+        # that one report is expected (and required).
+        refused = [p for p in problems if f"/r/{locked}/unlock" in p and "status of 401" in p]
+        if len(refused) != 1:
+            raise Failure(f"expected one console report of the wrong password's 401, got {refused}")
+        problems.remove(refused[0])
+        shot("password")
+        page.fill("input[name=password]", "open sesame")
+        page.click("button[type=submit]")
+        expect(page.locator("#landed")).to_have_text("Landed")
+        if page.url != target:
+            raise Failure(f"the password link landed on {page.url}, not {target}")
+        print(f"password link {locked}: the form, a wrong password refused, the right one landed")
 
         browser.close()
     if problems:

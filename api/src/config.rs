@@ -93,6 +93,15 @@ pub struct Config {
     #[arg(long, env = "CURTAIN_REQUIRE_API_KEY_FOR_ANALYTICS", default_value_t = false, action = clap::ArgAction::Set)]
     pub require_api_key_for_analytics: bool,
 
+    /// Passwords a client may try at one password link per window (wrong or right; a right
+    /// one gives them back); past them, 429 until the window ends.
+    #[arg(long, env = "LINK_PASSWORD_ATTEMPTS", default_value_t = 5)]
+    pub link_password_attempts: u32,
+
+    /// The window of `LINK_PASSWORD_ATTEMPTS`, in seconds (from the client's first attempt).
+    #[arg(long, env = "LINK_PASSWORD_WINDOW_SECONDS", default_value_t = 300)]
+    pub link_password_window_seconds: u64,
+
     #[command(flatten)]
     pub common: storage::config::CommonArgs,
 }

@@ -43,10 +43,11 @@ pub enum ApiError {
     /// A user field is invalid (users endpoints only).
     #[oai(status = 422)]
     Unprocessable(Json<FieldErrors>),
-    /// The client spent its rate limit (writes, bulk imports); `Retry-After` says when to
-    /// retry, `RateLimit-Limit`/`-Remaining`/`-Reset` describe the budget.
+    /// The client spent its rate limit (writes, bulk imports) or its attempts at a password
+    /// link; `Retry-After` says when to retry, `RateLimit-Limit`/`-Remaining`/`-Reset`
+    /// describe the write budgets.
     #[oai(status = 429)]
-    TooManyRequests(Json<ErrorBody>),
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] Option<u64>),
     /// An unexpected failure; it is logged with the request id.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -85,6 +86,12 @@ impl ApiError {
         Self::Unavailable(body(message))
     }
 
+    /// A 429 with `Retry-After: retry_after` (seconds).
+    #[must_use]
+    pub fn too_many(message: impl Into<String>, retry_after: u64) -> Self {
+        Self::TooManyRequests(body(message), Some(retry_after))
+    }
+
     #[must_use]
     pub fn too_large() -> Self {
         Self::PayloadTooLarge(body("Request body too large"))
@@ -111,7 +118,7 @@ impl ApiError {
             | Self::NotFound(b)
             | Self::Conflict(b)
             | Self::PayloadTooLarge(b)
-            | Self::TooManyRequests(b)
+            | Self::TooManyRequests(b, _)
             | Self::Unavailable(b)
             | Self::Internal(b) => b.error.clone(),
             Self::Unprocessable(f) => f.errors.values().next().cloned().unwrap_or_default(),

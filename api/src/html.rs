@@ -29,6 +29,7 @@ pub const REDIRECT: &str = "redirect.html";
 pub const LINK: &str = "link.html";
 pub const QUEUES: &str = "queues.html";
 pub const QUEUES_TABLE: &str = "queues_table.html";
+pub const PASSWORD: &str = "password.html";
 
 /// The compiled templates, autoescaped.
 pub fn templates() -> anyhow::Result<Tera> {
@@ -47,6 +48,7 @@ pub fn templates() -> anyhow::Result<Tera> {
         (LINK, include_str!("../templates/link.html")),
         (QUEUES, include_str!("../templates/queues.html")),
         (QUEUES_TABLE, include_str!("../templates/queues_table.html")),
+        (PASSWORD, include_str!("../templates/password.html")),
     ])?;
     tera.autoescape_on(vec![".html"]);
     tera.set_escape_fn(escape);
@@ -58,6 +60,14 @@ pub fn redirect_body(tera: &Tera, location: &str) -> tera::Result<String> {
     let mut context = Context::new();
     context.insert("location", location);
     tera.render(REDIRECT, &context)
+}
+
+/// The form of a password link `code`, with `error` (a wrong password, a spent budget) above.
+pub fn password_page(tera: &Tera, code: &str, error: Option<&str>) -> tera::Result<String> {
+    let mut context = Context::new();
+    context.insert("code", code);
+    context.insert("error", &error);
+    tera.render(PASSWORD, &context)
 }
 
 #[cfg(test)]

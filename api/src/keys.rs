@@ -33,8 +33,9 @@ pub fn needed(method: &Method, path: &str, guard_analytics: bool) -> Option<Scop
         return Some(Scope::Admin);
     }
     match *method {
-        // Alertmanager's webhook has its own bearer token.
-        Method::POST if path == "/alerts/alertmanager" => None,
+        // Alertmanager's webhook has its own bearer token; a password link's form is a
+        // visitor's, limited per client and link.
+        Method::POST if path == "/alerts/alertmanager" || is_unlock(path) => None,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE => Some(Scope::LinksWrite),
         Method::GET | Method::HEAD
             if guard_analytics && path.starts_with("/urls/") && path.contains("/analytics") =>
@@ -43,6 +44,15 @@ pub fn needed(method: &Method, path: &str, guard_analytics: bool) -> Option<Scop
         }
         _ => None,
     }
+}
+
+/// True for a password link's form, `POST /r/<code>/unlock` (the spec's template too): a
+/// visitor's request, never guarded by keys or the write budget (it has its own).
+#[must_use]
+pub fn is_unlock(path: &str) -> bool {
+    path.strip_prefix("/r/")
+        .and_then(|rest| rest.strip_suffix("/unlock"))
+        .is_some_and(|code| !code.is_empty() && !code.contains('/'))
 }
 
 /// The guard: configured only when keys are required.
@@ -139,6 +149,26 @@ pub fn document(spec: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_password_form_post_is_a_visitor_write() {
+        assert!(is_unlock("/r/abc/unlock"));
+        assert!(is_unlock("/r/{short_code}/unlock"));
+        for path in [
+            "/r//unlock",
+            "/r/a/b/unlock",
+            "/r/abc",
+            "/urls/1/unlock",
+            "/r/abc/unlock/x",
+        ] {
+            assert!(!is_unlock(path), "{path}");
+        }
+        assert_eq!(needed(&Method::POST, "/r/abc/unlock", false), None);
+        assert_eq!(
+            needed(&Method::POST, "/r/abc", false),
+            Some(Scope::LinksWrite)
+        );
+    }
 
     #[test]
     fn writes_need_links_write_and_operations_need_admin() {

@@ -13,6 +13,7 @@ pub mod fields;
 pub mod html;
 pub mod keys;
 pub mod limits;
+pub mod link_passwords;
 pub mod metrics;
 pub mod models;
 pub mod qr;

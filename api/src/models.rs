@@ -91,6 +91,8 @@ pub struct LinkDetails {
     pub utm_term: Option<String>,
     /// See `utm_source`.
     pub utm_content: Option<String>,
+    /// True when the link asks visitors for a password (the password is never shown).
+    pub password_protected: bool,
 }
 
 /// The status a redirect answers with when the link names none.
@@ -116,6 +118,7 @@ impl LinkDetails {
             utm_campaign: m.utm_campaign.clone(),
             utm_term: m.utm_term.clone(),
             utm_content: m.utm_content.clone(),
+            password_protected: m.password_hash.is_some(),
         }
     }
 }
@@ -153,6 +156,9 @@ pub struct LinkOptionsUpdate {
     pub utm_term: Option<String>,
     /// See `utm_source`.
     pub utm_content: Option<String>,
+    /// A new password for the link (1 to 128 characters without control characters, kept as
+    /// given); `null` opens the link to everybody. Only its argon2id hash is stored.
+    pub password: Option<String>,
 }
 
 impl From<UrlModel> for Url {
@@ -258,6 +264,10 @@ pub struct UrlInput {
     pub utm_term: Option<String>,
     /// See `utm_source`.
     pub utm_content: Option<String>,
+    /// Optional password (1 to 128 characters without control characters, kept as given):
+    /// visitors must give it before they are redirected, in the `X-Link-Password` header or
+    /// the form a browser is shown. Only its argon2id hash is stored.
+    pub password: Option<String>,
 }
 
 /// Request body of `PUT /urls/<id>`: only these two fields may be given.

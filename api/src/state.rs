@@ -9,6 +9,7 @@ use jobs::{ClickQueue, JobQueue};
 use storage::cache::Cache;
 use storage::counters::Counters;
 
+use crate::click_limits::ClickLimits;
 use crate::clicks::{ClickRecorder, Sink};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -22,7 +23,9 @@ pub struct AppState {
     pub cache: Arc<Cache>,
     pub clicks: ClickRecorder,
     /// Where `max_clicks` is counted: Redis shared by every instance, else this process.
-    pub click_limits: crate::click_limits::ClickLimits,
+    pub click_limits: ClickLimits,
+    /// Password links' checks and attempt budgets.
+    pub link_passwords: crate::link_passwords::LinkPasswords,
     pub counters: Arc<Counters>,
     pub codes: CodeGenerator,
     pub warmer: Warmer,
@@ -245,6 +248,25 @@ async fn counters_here(
     })
 }
 
+/// Password links' checks, with the attempt budgets in the deployment's Redis when it has one.
+fn link_passwords(
+    config: &Config,
+    metrics: &Metrics,
+) -> anyhow::Result<crate::link_passwords::LinkPasswords> {
+    crate::link_passwords::LinkPasswords::new(
+        config
+            .common
+            .cache_redis_url
+            .as_deref()
+            .or(config.redis_url.as_deref())
+            .map(|url| (url, config.common.cache_prefix.as_str())),
+        config.link_password_attempts,
+        std::time::Duration::from_secs(config.link_password_window_seconds),
+        metrics.registry(),
+    )
+    .context("CACHE_REDIS_URL (password attempts)")
+}
+
 impl AppState {
     pub async fn build(config: &Config) -> anyhow::Result<Arc<Self>> {
         let db = connect_db(
@@ -308,8 +330,8 @@ impl AppState {
             })
         });
         Ok(Arc::new(Self {
-            click_limits: crate::click_limits::ClickLimits::for_config(config, &db)
-                .context("CACHE_REDIS_URL (click limits)")?,
+            click_limits: ClickLimits::for_config(config, &db).context("click limits")?,
+            link_passwords: link_passwords(config, &metrics)?,
             rate_limits,
             api_keys,
             request_timeout: (config.request_timeout_seconds > 0)

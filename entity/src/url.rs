@@ -38,6 +38,8 @@ pub struct Model {
     pub utm_campaign: Option<String>,
     pub utm_term: Option<String>,
     pub utm_content: Option<String>,
+    /// The argon2id hash (PHC string) of the link's password; NULL: the link is open.
+    pub password_hash: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

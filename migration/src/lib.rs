@@ -16,6 +16,7 @@ mod m20261207_000101_redirect_options;
 mod m20261207_000102_link_expiry;
 mod m20261207_000103_tags_utm;
 mod m20261207_000200_bot_flag;
+mod m20261207_000300_link_password;
 mod m20261207_000400_webhooks;
 
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000102_link_expiry::Migration),
             Box::new(m20261207_000103_tags_utm::Migration),
             Box::new(m20261207_000200_bot_flag::Migration),
+            Box::new(m20261207_000300_link_password::Migration),
             Box::new(m20261207_000400_webhooks::Migration),
         ]
     }

@@ -53,6 +53,9 @@ pub struct RedirectTarget {
     /// Where the expired link redirects (as a valid `Location`); without it, 410.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expired_location: Option<String>,
+    /// The argon2id hash of a password link's password: no redirect without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
 }
 
 impl RedirectTarget {
@@ -69,6 +72,7 @@ impl RedirectTarget {
             expires_at: row.expires_at.map(|t| t.and_utc().timestamp()),
             max_clicks: row.max_clicks,
             expired_location: row.expired_url.as_deref().map(to_location),
+            password_hash: row.password_hash.clone(),
         }
     }
 
@@ -77,6 +81,13 @@ impl RedirectTarget {
     #[must_use]
     pub fn may_expire(&self) -> bool {
         self.expires_at.is_some() || self.max_clicks.is_some()
+    }
+
+    /// True when each redirect needs more than the cached answer: a link that may expire, or
+    /// one behind a password.
+    #[must_use]
+    pub fn needs_full_path(&self) -> bool {
+        self.may_expire() || self.password_hash.is_some()
     }
 }
 

@@ -39,6 +39,8 @@ impl Class {
             Method::POST if req.uri().path() == "/users/bulk" => Some(Self::Bulk),
             // Alertmanager's webhook is authenticated and must not lose alerts to a limit.
             Method::POST if req.uri().path() == "/alerts/alertmanager" => None,
+            // A password link's form: its attempts have their own budget per client and link.
+            Method::POST if crate::keys::is_unlock(req.uri().path()) => None,
             Method::POST | Method::PUT | Method::PATCH | Method::DELETE => Some(Self::Write),
             _ => None,
         }

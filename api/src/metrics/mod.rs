@@ -150,6 +150,12 @@ impl Metrics {
         }
     }
 
+    /// The registry, for families that live with their feature (password links).
+    #[must_use]
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The text exposition of every metric, with the counter-shard totals `shards` (read from
     /// the process' counters) mirrored in first.
     #[must_use]

@@ -16,8 +16,8 @@ use entity::url;
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Request, Response};
 use poem_openapi::param::Path;
-use poem_openapi::payload::{Html, Json};
-use poem_openapi::{ApiResponse, OpenApi};
+use poem_openapi::payload::{Form, Html, Json};
+use poem_openapi::{ApiResponse, Object, OpenApi};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::urls::NOT_FOUND;
@@ -25,6 +25,7 @@ use super::{Api, Tag, read_through};
 use crate::cache::CacheKey;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::html;
+use crate::link_passwords::Verdict;
 use crate::short_code::ShortCode;
 use crate::state::AppState;
 use crate::warm::RedirectTarget;
@@ -72,10 +73,61 @@ pub enum Redirect {
     /// 302 there instead. Neither is counted as a click.
     #[oai(status = 410)]
     Gone(Json<ErrorBody>),
+    /// A password link asked for by a browser (`Accept` names `text/html`) without a
+    /// password: a form that posts it to `POST /r/<short_code>/unlock`. Not counted.
+    #[oai(status = 200)]
+    PasswordForm(Html<String>, #[oai(header = "Cache-Control")] String),
+    /// A password link without the `X-Link-Password` header (`{"error": "Password
+    /// required"}`) or with a wrong one (`{"error": "Wrong password"}`). Not counted. Each
+    /// client has `LINK_PASSWORD_ATTEMPTS` (5) attempts per link per
+    /// `LINK_PASSWORD_WINDOW_SECONDS` (300); past them every attempt is a 429 with
+    /// `Retry-After` until the window ends.
+    #[oai(status = 401)]
+    PasswordRequired(Json<ErrorBody>),
+}
+
+/// The answer of `POST /r/<short_code>/unlock` (a password link's form).
+#[derive(ApiResponse)]
+pub enum Unlock {
+    /// The password was right: 303 See Other to the target (the browser follows with a GET,
+    /// so neither the method nor the password goes on to the target), counted as one click.
+    /// An expired link sends its `expired_url` the same way; a link without a password simply
+    /// redirects.
+    #[oai(status = 303)]
+    SeeOther(
+        Html<String>,
+        #[oai(header = "Location")] String,
+        #[oai(header = "Cache-Control")] String,
+    ),
+    /// A wrong password: the form again, saying so. Not counted. Past the client's attempts:
+    /// 429 with `Retry-After`.
+    #[oai(status = 401)]
+    Wrong(Html<String>),
+    /// The link expired and has no `expired_url`: `{"error": "URL has expired"}`.
+    #[oai(status = 410)]
+    Gone(Json<ErrorBody>),
+    /// The body is not `application/x-www-form-urlencoded` (or has no `Content-Type`).
+    /// (Answered by the form extractor before the handler runs; declared here for the spec.)
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
+}
+
+/// The body of `POST /r/<short_code>/unlock`: the form's one field.
+#[derive(Debug, Object, serde::Deserialize)]
+pub struct PasswordFormBody {
+    /// The link's password.
+    pub password: String,
 }
 
 /// The message of a 410.
 pub const EXPIRED: &str = "URL has expired";
+/// The 401 of a password link asked for without a password.
+pub const PASSWORD_REQUIRED: &str = "Password required";
+/// The 401 of a wrong password.
+pub const WRONG_PASSWORD: &str = "Wrong password";
+/// A password link's answers are never stored by a browser or a shared cache: a cached
+/// redirect would skip the password.
+const NO_STORE: &str = "no-store";
 
 impl Redirect {
     /// The answer with the link's status (302 unless it names 301, 307 or 308).
@@ -106,11 +158,11 @@ struct Prepared {
 }
 
 impl Prepared {
-    /// `None` also for a link that may expire: each of its redirects takes the full path,
-    /// which checks the time and reserves a click.
+    /// `None` also for a link that may expire or has a password: each of its redirects takes
+    /// the full path, which checks the time, reserves a click or asks for the password.
     fn decode(payload: &str, templates: &tera::Tera) -> Option<Self> {
         let target: RedirectTarget = serde_json::from_str(payload).ok()?;
-        if target.may_expire() {
+        if target.needs_full_path() {
             return None;
         }
         let status = match target.status {
@@ -225,14 +277,19 @@ fn header_text(req: &Request, name: &str) -> Option<String> {
         .map(|s| s.chars().take(1024).collect())
 }
 
-/// The answer of an expired link, or `None` while it lives: before `expires_at`, and for a
-/// link with `max_clicks` only once this redirect has reserved one of its clicks (atomically
-/// across instances; a store that cannot answer refuses with 503 rather than over-serve).
-async fn expired(
-    state: &AppState,
-    target: &RedirectTarget,
-    cache: &str,
-) -> ApiResult<Option<Redirect>> {
+/// Where an expired link sends its visitors.
+enum Expiry {
+    Live,
+    /// To the link's `expired_url` (a valid `Location`).
+    To(String),
+    /// Nowhere: 410.
+    Gone,
+}
+
+/// The expiry of `target` for this redirect: before `expires_at`, and for a link with
+/// `max_clicks` only once this redirect has reserved one of its clicks (atomically across
+/// instances; a store that cannot answer refuses with 503 rather than over-serve).
+async fn expiry(state: &AppState, target: &RedirectTarget) -> ApiResult<Expiry> {
     let now = chrono::Utc::now().timestamp();
     let live = match (target.expires_at, target.max_clicks) {
         (Some(at), _) if now >= at => false,
@@ -246,19 +303,23 @@ async fn expired(
             })?,
         _ => true,
     };
-    if live {
-        return Ok(None);
-    }
-    Ok(Some(match &target.expired_location {
-        Some(location) => {
-            let body = html::redirect_body(&state.templates, location)
-                .map_err(|e| ApiError::internal(&e))?;
-            Redirect::Found(Html(body), location.clone(), cache.to_owned(), None)
-        }
-        None => Redirect::Gone(Json(ErrorBody {
-            error: EXPIRED.to_owned(),
-        })),
-    }))
+    Ok(match (live, &target.expired_location) {
+        (true, _) => Expiry::Live,
+        (false, Some(location)) => Expiry::To(location.clone()),
+        (false, None) => Expiry::Gone,
+    })
+}
+
+fn gone() -> Json<ErrorBody> {
+    Json(ErrorBody {
+        error: EXPIRED.to_owned(),
+    })
+}
+
+fn error_body(message: &str) -> Json<ErrorBody> {
+    Json(ErrorBody {
+        error: message.to_owned(),
+    })
 }
 
 /// The 404 of a code that does not redirect, counted by its prefix.
@@ -267,7 +328,11 @@ fn unknown(state: &AppState, raw: &str) -> ApiError {
     ApiError::not_found(NOT_FOUND)
 }
 
-async fn redirect(state: &AppState, raw: &str, req: &Request) -> ApiResult<Redirect> {
+/// The target of an active code, from the cache or the database, and which of them answered.
+async fn lookup(
+    state: &AppState,
+    raw: &str,
+) -> ApiResult<(ShortCode, RedirectTarget, &'static str)> {
     let code = ShortCode::parse(raw).ok_or_else(|| unknown(state, raw))?;
     let (target, cache) = read_through(
         state,
@@ -283,10 +348,87 @@ async fn redirect(state: &AppState, raw: &str, req: &Request) -> ApiResult<Redir
     )
     .await?
     .ok_or_else(|| unknown(state, raw))?;
-    if target.may_expire()
-        && let Some(answer) = expired(state, &target, cache).await?
-    {
-        return Ok(answer);
+    Ok((code, target, cache))
+}
+
+/// One attempt at the password of `target` (whose hash is `phc`) by this request's client.
+async fn try_password(
+    state: &AppState,
+    target: &RedirectTarget,
+    phc: &str,
+    req: &Request,
+    presented: &str,
+) -> ApiResult<Verdict> {
+    let client = visitor_hash(state, client_ip(state, req));
+    let verdict = state
+        .link_passwords
+        .check(target.id, &client, phc, presented)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    if let Verdict::Limited(retry_after) = verdict {
+        return Err(ApiError::too_many(
+            format!("Too many password attempts; try again in {retry_after} seconds"),
+            retry_after,
+        ));
+    }
+    Ok(verdict)
+}
+
+/// The password a client sent in `X-Link-Password` (UTF-8; anything else cannot match).
+fn header_password(req: &Request) -> Option<String> {
+    req.headers()
+        .get("x-link-password")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}
+
+/// True when the client reads HTML (a browser): it is shown the form, not a JSON 401.
+fn wants_html(req: &Request) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+fn password_page(state: &AppState, code: &ShortCode, error: Option<&str>) -> ApiResult<String> {
+    html::password_page(&state.templates, code.as_str(), error).map_err(|e| ApiError::internal(&e))
+}
+
+async fn redirect(state: &AppState, raw: &str, req: &Request) -> ApiResult<Redirect> {
+    let (code, target, cache) = lookup(state, raw).await?;
+    if let Some(phc) = &target.password_hash {
+        let Some(presented) = header_password(req) else {
+            if wants_html(req) {
+                let page = password_page(state, &code, None)?;
+                return Ok(Redirect::PasswordForm(Html(page), NO_STORE.to_owned()));
+            }
+            return Ok(Redirect::PasswordRequired(error_body(PASSWORD_REQUIRED)));
+        };
+        if try_password(state, &target, phc, req, &presented).await? == Verdict::Wrong {
+            return Ok(Redirect::PasswordRequired(error_body(WRONG_PASSWORD)));
+        }
+    }
+    let cache_control = if target.password_hash.is_some() {
+        Some(NO_STORE.to_owned())
+    } else {
+        target.cache_control.clone()
+    };
+    if target.may_expire() {
+        match expiry(state, &target).await? {
+            Expiry::Live => {}
+            Expiry::To(location) => {
+                let body = html::redirect_body(&state.templates, &location)
+                    .map_err(|e| ApiError::internal(&e))?;
+                return Ok(Redirect::Found(
+                    Html(body),
+                    location,
+                    cache.to_owned(),
+                    // A plain expired redirect sends no `Cache-Control`: the link may be
+                    // extended.
+                    target.password_hash.as_ref().map(|_| NO_STORE.to_owned()),
+                ));
+            }
+            Expiry::Gone => return Ok(Redirect::Gone(gone())),
+        }
     }
     state
         .clicks
@@ -299,8 +441,39 @@ async fn redirect(state: &AppState, raw: &str, req: &Request) -> ApiResult<Redir
         body,
         target.location,
         cache.into(),
-        target.cache_control,
+        cache_control,
     ))
+}
+
+/// `POST /r/<short_code>/unlock`: the password form of a password link.
+async fn unlock(state: &AppState, raw: &str, req: &Request, password: &str) -> ApiResult<Unlock> {
+    let (code, target, _) = lookup(state, raw).await?;
+    if let Some(phc) = &target.password_hash
+        && try_password(state, &target, phc, req, password).await? == Verdict::Wrong
+    {
+        return Ok(Unlock::Wrong(Html(password_page(
+            state,
+            &code,
+            Some(WRONG_PASSWORD),
+        )?)));
+    }
+    let see_other = |location: String| -> ApiResult<Unlock> {
+        let body =
+            html::redirect_body(&state.templates, &location).map_err(|e| ApiError::internal(&e))?;
+        Ok(Unlock::SeeOther(Html(body), location, NO_STORE.to_owned()))
+    };
+    if target.may_expire() {
+        match expiry(state, &target).await? {
+            Expiry::Live => {}
+            Expiry::To(location) => return see_other(location),
+            Expiry::Gone => return Ok(Unlock::Gone(gone())),
+        }
+    }
+    state
+        .clicks
+        .record(click(state, target.id, code, req))
+        .await;
+    see_other(target.location)
 }
 
 #[OpenApi(tag = "Tag::Redirects")]
@@ -310,10 +483,29 @@ impl RedirectsApi {
     /// 302 to the target of an active code (codes are case-sensitive); 404 for an unknown or
     /// inactive one. Each redirect is counted once as a `redirect` event. HEAD works too. A
     /// link created with `redirect_status` answers 301, 307 or 308 instead, and one with
-    /// `cache_control` sends that `Cache-Control` (by default none is sent).
+    /// `cache_control` sends that `Cache-Control` (by default none is sent). A password link
+    /// needs its password in `X-Link-Password` (else 401, or for a browser the form); its
+    /// answers carry `Cache-Control: no-store`.
     #[oai(path = "/r/:short_code", method = "get")]
     async fn short(&self, short_code: Path<String>, req: &Request) -> ApiResult<Redirect> {
         redirect(&self.0, &short_code, req).await
+    }
+
+    /// Open a password link
+    ///
+    /// The form a browser is shown for a password link posts here
+    /// (`application/x-www-form-urlencoded`, field `password`). A right password answers 303
+    /// to the target and counts one click; a wrong one shows the form again (401); past the
+    /// client's attempts, 429 with `Retry-After`. 404 for an unknown or inactive code. API
+    /// clients may instead send `X-Link-Password` on `GET /r/<short_code>`.
+    #[oai(path = "/r/:short_code/unlock", method = "post")]
+    async fn unlock(
+        &self,
+        short_code: Path<String>,
+        body: Form<PasswordFormBody>,
+        req: &Request,
+    ) -> ApiResult<Unlock> {
+        unlock(&self.0, &short_code, req, &body.0.password).await
     }
 
     /// Follow a short link (alias of `/r/<short_code>`)

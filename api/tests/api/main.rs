@@ -22,6 +22,7 @@ mod keys;
 mod limits;
 mod link_features;
 mod link_features2;
+mod link_passwords;
 mod migrations;
 mod openapi;
 mod queues;

@@ -148,7 +148,6 @@ pub async fn create_url(state: &AppState, body: Option<&Value>) -> ApiResult<(ur
     }
 
     let created_at = now();
-    let txn = state.db.begin().await?;
     // A generated code is derived from the id, known once the row exists: until then the row
     // holds a placeholder no code can equal (`~` is outside the code alphabet).
     let first_code = custom.as_ref().map_or_else(
@@ -168,7 +167,9 @@ pub async fn create_url(state: &AppState, body: Option<&Value>) -> ApiResult<(ur
         has_options: Set(!plain),
         ..Default::default()
     };
-    let tags = new.options.patch.apply(&mut fresh);
+    let tags = new.options.patch.apply(&mut fresh).await?;
+    // After the password's hash is computed: no connection is held through it.
+    let txn = state.db.begin().await?;
     let inserted = fresh.insert(&txn).await;
     let row = match (inserted, &custom) {
         // Taken since the check above (by a concurrent create): still a 409.

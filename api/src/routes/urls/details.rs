@@ -78,7 +78,7 @@ impl DetailsApi {
             return Ok(DetailsRead::Ok(Json(LinkDetails::of(&existing, old_tags))));
         }
         let mut active: entity::url::ActiveModel = existing.clone().into();
-        let tags = match patch.apply(&mut active) {
+        let tags = match patch.apply(&mut active).await? {
             Change::Keep => old_tags.clone(),
             Change::Reset => Vec::new(),
             Change::To(tags) => tags,

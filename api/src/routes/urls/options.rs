@@ -69,6 +69,9 @@ pub struct OptionPatch {
     pub utm: [Change<String>; 5],
     /// The tags (`null`: none); written to `url_tags` by [`super::tags::replace_tags`].
     pub tags: Change<Vec<String>>,
+    /// The new password as given (`null`: the link opens without one); [`Self::apply`] stores
+    /// its hash.
+    pub password: Change<String>,
 }
 
 /// The UTM parameters a link may carry.
@@ -81,7 +84,7 @@ pub const UTM: [&str; 5] = [
 ];
 
 /// The keys [`OptionPatch::parse`] reads, in the order it checks them.
-pub const PATCH_KEYS: [&str; 11] = [
+pub const PATCH_KEYS: [&str; 12] = [
     "redirect_status",
     "cache_control",
     "expires_at",
@@ -93,6 +96,7 @@ pub const PATCH_KEYS: [&str; 11] = [
     "utm_campaign",
     "utm_term",
     "utm_content",
+    "password",
 ];
 
 /// Longest UTM value.
@@ -115,6 +119,7 @@ impl OptionPatch {
                 field(obj, UTM[3], |v| utm(UTM[3], v))?,
                 field(obj, UTM[4], |v| utm(UTM[4], v))?,
             ],
+            password: field(obj, "password", password)?,
         })
     }
 
@@ -127,6 +132,7 @@ impl OptionPatch {
             || self.expired_url.is_value()
             || matches!(&self.tags, Change::To(tags) if !tags.is_empty())
             || self.utm.iter().any(Change::is_value)
+            || self.password.is_value()
     }
 
     /// True when the body named no option at all.
@@ -138,11 +144,22 @@ impl OptionPatch {
             && self.expired_url.is_keep()
             && self.tags.is_keep()
             && self.utm.iter().all(Change::is_keep)
+            && self.password.is_keep()
     }
 
-    /// Writes the given options of `row`'s own columns into it (tags: `replace_tags`);
-    /// returns the tag change.
-    pub fn apply(self, row: &mut url::ActiveModel) -> Change<Vec<String>> {
+    /// Writes the given options of `row`'s own columns into it (a password as its argon2id
+    /// hash; tags: `replace_tags`); returns the tag change.
+    pub async fn apply(self, row: &mut url::ActiveModel) -> ApiResult<Change<Vec<String>>> {
+        let password = match self.password {
+            Change::To(plain) => Change::To(
+                crate::link_passwords::hash(plain)
+                    .await
+                    .map_err(|e| ApiError::internal(&e))?,
+            ),
+            Change::Reset => Change::Reset,
+            Change::Keep => Change::Keep,
+        };
+        password.write(&mut row.password_hash);
         self.redirect_status.write(&mut row.redirect_status);
         self.cache_control.write(&mut row.cache_control);
         self.expires_at.write(&mut row.expires_at);
@@ -154,7 +171,7 @@ impl OptionPatch {
         campaign.write(&mut row.utm_campaign);
         term.write(&mut row.utm_term);
         content.write(&mut row.utm_content);
-        self.tags
+        Ok(self.tags)
     }
 }
 
@@ -168,6 +185,7 @@ pub fn has_options(row: &url::Model, tagged: bool) -> bool {
         || row.expires_at.is_some()
         || row.max_clicks.is_some()
         || row.expired_url.is_some()
+        || row.password_hash.is_some()
         || [
             &row.utm_source,
             &row.utm_medium,
@@ -276,6 +294,21 @@ fn utm(name: &str, value: &Value) -> ApiResult<String> {
         )));
     }
     Ok(trimmed.to_owned())
+}
+
+/// A link password: 1 to 128 characters without control characters, kept exactly as given
+/// (no trimming: spaces may be part of it).
+fn password(value: &Value) -> ApiResult<String> {
+    let Value::String(raw) = value else {
+        return Err(ApiError::bad_request("Field 'password' must be a string"));
+    };
+    let max = crate::link_passwords::MAX_PASSWORD;
+    if raw.is_empty() || char_len(raw) > max || raw.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "Field 'password' must be 1 to {max} characters without control characters"
+        )));
+    }
+    Ok(raw.clone())
 }
 
 /// The options of a create request, validated.
