@@ -6,7 +6,7 @@ WORKDIR /src
 # Dependency cache layer: the manifests and the lock file with stub sources, built once; it is
 # rebuilt only when a Cargo.toml or Cargo.lock changes, not on every source edit.
 # Every workspace member (Cargo.toml's `members`).
-ARG CRATES="alerts api domain entity jobs migration ops storage telemetry worker"
+ARG CRATES="alerts api domain entity jobs migration ops storage telemetry webhooks worker"
 COPY Cargo.toml Cargo.lock ./
 COPY build-support build-support
 COPY alerts/Cargo.toml alerts/
@@ -18,6 +18,7 @@ COPY migration/Cargo.toml migration/
 COPY ops/Cargo.toml ops/
 COPY storage/Cargo.toml storage/
 COPY telemetry/Cargo.toml telemetry/
+COPY webhooks/Cargo.toml webhooks/
 COPY worker/Cargo.toml worker/
 RUN set -eu; \
     for crate in $CRATES; do \

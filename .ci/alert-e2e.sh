@@ -83,7 +83,7 @@ amtool check-config "$work/monitoring/alertmanager.yml" >/dev/null
 
 PGOPTIONS=--client-min-messages=warning psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 common=(PATH="$PATH" DATABASE_URL=postgres://postgres@127.0.0.1:5432/$db REDIS_URL=redis://127.0.0.1:6379/
-  CACHE_REDIS_URL=redis://127.0.0.1:6379/ CACHE_PREFIX="$ns" CLICK_QUEUE="$ns:clicks" ALERT_QUEUE="$ns:alerts" COUNTERS_QUEUE="$ns:counters" HEALTH_QUEUE="$ns:health"
+  CACHE_REDIS_URL=redis://127.0.0.1:6379/ CACHE_PREFIX="$ns" CLICK_QUEUE="$ns:clicks" ALERT_QUEUE="$ns:alerts" COUNTERS_QUEUE="$ns:counters" HEALTH_QUEUE="$ns:health" WEBHOOK_QUEUE="$ns:webhooks"
   WARM_QUEUE="$ns:warm" RUST_LOG=info NO_COLOR=1)
 
 # Its first message naming the alert is answered 500 (a Discord hiccup): the worker must retry.

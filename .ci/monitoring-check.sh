@@ -54,7 +54,7 @@ env -i PATH="$PATH" CURTAIN_LISTEN=127.0.0.1:$api_port DATABASE_URL="sqlite://$w
   CLICK_SPOOL_DIR="$work/spool" RUST_LOG=warn target/debug/curtain-api >"$work/api.log" 2>&1 &
 pids+=($!)
 env -i PATH="$PATH" CURTAIN_LISTEN=127.0.0.1:$worker_port DATABASE_URL=postgres://postgres@127.0.0.1:5432/$db \
-  REDIS_URL=redis://127.0.0.1:6379/ CLICK_QUEUE="$ns:clicks" COUNTERS_QUEUE="$ns:counters" HEALTH_QUEUE="$ns:health" CACHE_PREFIX="$ns" RUST_LOG=warn \
+  REDIS_URL=redis://127.0.0.1:6379/ CLICK_QUEUE="$ns:clicks" COUNTERS_QUEUE="$ns:counters" HEALTH_QUEUE="$ns:health" WEBHOOK_QUEUE="$ns:webhooks" CACHE_PREFIX="$ns" RUST_LOG=warn \
   target/debug/curtain-worker >"$work/worker.log" 2>&1 &
 pids+=($!)
 

@@ -38,7 +38,7 @@ psql -q "$PGURL_ADMIN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE 
 PG=${PGURL_ADMIN%/*}/$DB
 sleep 0.5
 export DATABASE_URL=$PG REDIS_URL=redis://127.0.0.1:6410/ CACHE_REDIS_URL=redis://127.0.0.1:6410/ \
-  CACHE_PREFIX=benchcache CLICK_QUEUE=benchcache:clicks WARM_QUEUE=benchcache:warm COUNTERS_QUEUE=benchcache:counters HEALTH_QUEUE=benchcache:health \
+  CACHE_PREFIX=benchcache CLICK_QUEUE=benchcache:clicks WARM_QUEUE=benchcache:warm COUNTERS_QUEUE=benchcache:counters HEALTH_QUEUE=benchcache:health WEBHOOK_QUEUE=benchcache:webhooks \
   CLICK_DURABILITY=ack CLICK_SPOOL_DIR=$WORK/spool RUST_LOG=warn
 API=http://127.0.0.1:5911
 CURTAIN_LISTEN=127.0.0.1:5911 $BIN/curtain-api & pids+=($!)

@@ -52,7 +52,7 @@ for config in $CONFIGS; do
   for port in 6420 6421 6422 6423; do redis-cli -p $port flushall >/dev/null; done
   export DATABASE_URL=$PG REDIS_URL=redis://127.0.0.1:6420/ CACHE_REDIS_URL=redis://127.0.0.1:6420/ \
     REDIS_SHARDS=127.0.0.1:6421,127.0.0.1:6422,127.0.0.1:6423 CACHE_PREFIX=drain CLICK_QUEUE=drain:clicks \
-    WARM_QUEUE=drain:warm COUNTERS_QUEUE=drain:counters HEALTH_QUEUE=drain:health RUST_LOG=warn
+    WARM_QUEUE=drain:warm COUNTERS_QUEUE=drain:counters HEALTH_QUEUE=drain:health WEBHOOK_QUEUE=drain:webhooks RUST_LOG=warn
   CURTAIN_LISTEN=127.0.0.1:5911 $BIN/curtain-api & api=$!; pids+=($api)
   for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:5911/health && break; sleep 0.1; done
   LINK=$(curl -s -XPOST http://127.0.0.1:5911/urls -H 'content-type: application/json' -d '{"original_url":"https://example.com/drain"}')

@@ -56,7 +56,7 @@ for port in $RQ "${SHARD_PORTS[@]}"; do
 done
 SHARDS=$(printf '127.0.0.1:%s,' "${SHARD_PORTS[@]}"); SHARDS=${SHARDS%,}
 export DATABASE_URL=$PG REDIS_URL=redis://127.0.0.1:$RQ/ CACHE_REDIS_URL=redis://127.0.0.1:$RQ/ \
-  REDIS_SHARDS=$SHARDS CACHE_PREFIX=benchuniq CLICK_QUEUE=benchuniq:clicks WARM_QUEUE=benchuniq:warm COUNTERS_QUEUE=benchuniq:counters HEALTH_QUEUE=benchuniq:health \
+  REDIS_SHARDS=$SHARDS CACHE_PREFIX=benchuniq CLICK_QUEUE=benchuniq:clicks WARM_QUEUE=benchuniq:warm COUNTERS_QUEUE=benchuniq:counters HEALTH_QUEUE=benchuniq:health WEBHOOK_QUEUE=benchuniq:webhooks \
   CLICK_DURABILITY=ack TRUSTED_PROXY=127.0.0.1 RUST_LOG=warn
 
 wait_http() { for _ in $(seq 150); do curl -s -m 2 -o /dev/null "$1" && return 0; sleep 0.2; done; fail "no answer from $1"; }

@@ -45,7 +45,7 @@ psql -q "$PGURL_ADMIN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE 
 PG=${PGURL_ADMIN%/*}/$DB
 sleep 0.5
 export DATABASE_URL=$PG REDIS_URL=redis://127.0.0.1:6400/ CACHE_REDIS_URL=redis://127.0.0.1:6400/ \
-  REDIS_SHARDS=127.0.0.1:6401,127.0.0.1:6402,127.0.0.1:6403 CACHE_PREFIX=bench CLICK_QUEUE=bench:clicks COUNTERS_QUEUE=bench:counters HEALTH_QUEUE=bench:health \
+  REDIS_SHARDS=127.0.0.1:6401,127.0.0.1:6402,127.0.0.1:6403 CACHE_PREFIX=bench CLICK_QUEUE=bench:clicks COUNTERS_QUEUE=bench:counters HEALTH_QUEUE=bench:health WEBHOOK_QUEUE=bench:webhooks \
   CLICK_DURABILITY=ack CLICK_SPOOL_DIR=$(mktemp -d) RUST_LOG=warn
 
 wrk_run() { # url -> "rps p99_ms requests"

@@ -41,7 +41,7 @@ psql -q "$PGURL_ADMIN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE 
 PG=${PGURL_ADMIN%/*}/$DB
 sleep 0.5
 export DATABASE_URL=$PG REDIS_URL=redis://127.0.0.1:6410/ CACHE_REDIS_URL=redis://127.0.0.1:6410/ \
-  REDIS_SHARDS=127.0.0.1:6411,127.0.0.1:6412 CACHE_PREFIX=killloop CLICK_QUEUE=killloop:clicks COUNTERS_QUEUE=killloop:counters HEALTH_QUEUE=killloop:health \
+  REDIS_SHARDS=127.0.0.1:6411,127.0.0.1:6412 CACHE_PREFIX=killloop CLICK_QUEUE=killloop:clicks COUNTERS_QUEUE=killloop:counters HEALTH_QUEUE=killloop:health WEBHOOK_QUEUE=killloop:webhooks \
   CLICK_SPOOL_DIR=$(mktemp -d) RUST_LOG=warn
 API=http://127.0.0.1:5911
 wait_http() { for _ in $(seq 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; log "no answer from $1"; exit 1; }

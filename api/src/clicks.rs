@@ -84,6 +84,8 @@ pub enum Sink {
         db: DatabaseConnection,
         counters: Arc<Counters>,
         cache: Arc<Cache>,
+        /// The subscribers of `link.clicked` (each batch becomes a delivery).
+        hooks: Arc<storage::webhooks::ClickHooks>,
     },
     Queue {
         queue: Arc<ClickQueue>,
@@ -272,10 +274,11 @@ async fn deliver(sink: &Sink, batch: ClickBatch, metrics: &ClickMetrics) {
             db,
             counters,
             cache,
+            hooks,
         } => {
             let mut backoff = Duration::from_millis(50);
             loop {
-                match storage::ingest::ingest(db, counters, cache, &batch).await {
+                match storage::ingest::ingest(db, counters, cache, Some(hooks), &batch).await {
                     Ok(report) => {
                         metrics.recorded.inc_by(report.inserted);
                         metrics.dropped_deleted.inc_by(report.dropped_deleted);

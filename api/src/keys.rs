@@ -23,7 +23,13 @@ pub const HEADER: &str = "x-api-key";
 /// The scope a request needs when keys are required, if any.
 #[must_use]
 pub fn needed(method: &Method, path: &str, guard_analytics: bool) -> Option<Scope> {
-    if path == "/metrics" || path.starts_with("/debug/") || path.starts_with("/admin/") {
+    // A webhook sees every link's events: managing them is an admin's.
+    if path == "/metrics"
+        || path.starts_with("/debug/")
+        || path.starts_with("/admin/")
+        || path == "/webhooks"
+        || path.starts_with("/webhooks/")
+    {
         return Some(Scope::Admin);
     }
     match *method {
@@ -99,7 +105,7 @@ pub fn document(spec: &mut Value) {
         "name": "X-API-Key",
         "description": "An API key from `curtain-ops keys create --scope ...`. Checked only when \
                         `CURTAIN_REQUIRE_API_KEY=true`: writes need `links:write`; `/metrics`, \
-                        `/debug/*` and `/admin/*` need `admin`; the analytics endpoints need \
+                        `/debug/*`, `/admin/*` and `/webhooks` need `admin`; the analytics endpoints need \
                         `analytics:read` when `CURTAIN_REQUIRE_API_KEY_FOR_ANALYTICS=true`.",
     });
     spec["components"]["securitySchemes"]["ApiKeyBearer"] = json!({
@@ -175,6 +181,11 @@ mod tests {
         assert_eq!(n(Method::GET, "/metrics"), Some(Scope::Admin));
         assert_eq!(n(Method::GET, "/debug/fail"), Some(Scope::Admin));
         assert_eq!(n(Method::GET, "/admin/queues"), Some(Scope::Admin));
+        // A webhook sees every link's events: reading or managing them is an admin's.
+        assert_eq!(n(Method::GET, "/webhooks"), Some(Scope::Admin));
+        assert_eq!(n(Method::POST, "/webhooks"), Some(Scope::Admin));
+        assert_eq!(n(Method::GET, "/webhooks/1/deliveries"), Some(Scope::Admin));
+        assert_eq!(n(Method::GET, "/webhooksx"), None);
         assert_eq!(n(Method::POST, "/alerts/alertmanager"), None);
         assert_eq!(n(Method::GET, "/urls"), None);
         assert_eq!(n(Method::GET, "/r/abc"), None);

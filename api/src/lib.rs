@@ -24,6 +24,7 @@ pub mod spec;
 pub mod spool;
 pub mod state;
 pub mod stream;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;

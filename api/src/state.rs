@@ -52,6 +52,7 @@ pub struct AppState {
     pub rollups: RollupStatus,
     /// Where link health checks run: `HEALTH_QUEUE` for the worker, or in process.
     pub link_checks: crate::health::LinkChecks,
+    pub webhooks: crate::webhooks::WebhookHub,
 }
 
 /// Who rolls analytics up, for the queue page.
@@ -89,6 +90,7 @@ async fn click_sink(
     counters: &Arc<Counters>,
     cache: &Arc<Cache>,
     metrics: &Metrics,
+    hooks: &Arc<storage::webhooks::ClickHooks>,
 ) -> anyhow::Result<(Sink, Option<storage::rollup::RollupMetrics>)> {
     if let Some(url) = &config.redis_url {
         let queue = Arc::new(
@@ -116,17 +118,17 @@ async fn click_sink(
         db: db.clone(),
         counters: counters.clone(),
         cache: cache.clone(),
+        hooks: hooks.clone(),
     };
     Ok((sink, Some(rollups)))
 }
 
 /// The queues of the page and the gauges, in a fixed order: clicks, warming, alerts, link
-/// health.
+/// health, webhooks.
 fn watched_queues(
     config: &Config,
     clicks: &ClickRecorder,
-    click_queue: Option<Arc<ClickQueue>>,
-    warm_queue: Option<Arc<JobQueue>>,
+    [click_queue, warm_queue, webhook_queue]: [Option<Arc<JobQueue>>; 3],
     warmer: &Warmer,
     alerts: &crate::alerts::AlertIntake,
     link_checks: &crate::health::LinkChecks,
@@ -177,6 +179,17 @@ fn watched_queues(
             role: "health",
             source: health,
         },
+        Watched {
+            name: common.webhook_queue.clone(),
+            role: "webhooks",
+            source: webhook_queue.map_or(
+                Source::Off(
+                    "no queue: this process delivers webhooks in process (no REDIS_URL); \
+                     GET /webhooks/<id>/deliveries shows them",
+                ),
+                Source::Redis,
+            ),
+        },
     ]
 }
 
@@ -202,12 +215,20 @@ async fn monitor(
         )),
         (_, None) => None,
     };
+    // The worker's relay fills the webhook queue.
+    let webhook_queue = match &config.redis_url {
+        Some(url) => Some(Arc::new(
+            JobQueue::connect(url, Some(&config.common.webhook_queue))
+                .await
+                .context("REDIS_URL (webhook queue)")?,
+        )),
+        None => None,
+    };
     let queues = Arc::new(QueueMonitor::new(
         watched_queues(
             config,
             clicks,
-            click_queue,
-            warm_queue,
+            [click_queue, warm_queue, webhook_queue],
             warmer,
             alerts,
             link_checks,
@@ -217,6 +238,30 @@ async fn monitor(
     queues.read().await;
     queues.spawn_refresher();
     Ok(queues)
+}
+
+/// The click counters: the shards, or in process rebuilt from the events (so a restart
+/// keeps the figures).
+async fn counters_here(
+    config: &Config,
+    db: &DatabaseConnection,
+    deployment_id: &str,
+) -> anyhow::Result<Arc<Counters>> {
+    Ok(match counters_for(config, deployment_id)? {
+        // In-process counters start from the events, so a restart keeps the figures.
+        Counters::Memory(_) => {
+            let (counters, report) = storage::rebuild::memory_counters_from_events(db)
+                .await
+                .context("rebuilding the in-process counters from events")?;
+            tracing::info!(
+                clicks = report.clicks,
+                codes = report.codes,
+                "in-process counters rebuilt from events"
+            );
+            Arc::new(counters)
+        }
+        sharded @ Counters::Sharded(_) => Arc::new(sharded),
+    })
 }
 
 /// Password links' checks, with the attempt budgets in the deployment's Redis when it has one.
@@ -267,22 +312,7 @@ impl AppState {
         let instance = config.common.instance_name();
         let metrics = Metrics::new(&instance);
         metrics.register_cache(cache.metrics());
-        let counters = match counters_for(config, &settings.deployment_id)? {
-            // In-process counters start from the events, so a restart keeps the figures.
-            Counters::Memory(_) => {
-                let (counters, report) =
-                    storage::rebuild::memory_counters_from_events(&db)
-                        .await
-                        .context("rebuilding the in-process counters from events")?;
-                tracing::info!(
-                    clicks = report.clicks,
-                    codes = report.codes,
-                    "in-process counters rebuilt from events"
-                );
-                Arc::new(counters)
-            }
-            sharded @ Counters::Sharded(_) => Arc::new(sharded),
-        };
+        let counters = counters_here(config, &db, &settings.deployment_id).await?;
         let warmer = match (&config.redis_url, config.cache_warm_on_write) {
             (_, false) => Warmer::Off,
             (None, true) => Warmer::InProcess,
@@ -292,7 +322,16 @@ impl AppState {
                     .context("REDIS_URL (warm queue)")?,
             )),
         };
-        let (sink, rollups_here) = click_sink(config, &db, &counters, &cache, &metrics).await?;
+        let webhooks = crate::webhooks::WebhookHub::start(config, &db, metrics.webhooks.clone())?;
+        let (sink, rollups_here) = click_sink(
+            config,
+            &db,
+            &counters,
+            &cache,
+            &metrics,
+            &webhooks.click_hooks,
+        )
+        .await?;
         let click_queue = match &sink {
             Sink::Queue { queue, .. } => Some(queue.clone()),
             Sink::Embedded { .. } => None,
@@ -348,6 +387,7 @@ impl AppState {
             trusted_proxy: config.trusted_proxy,
             alerts,
             queues,
+            webhooks,
             rollups: RollupStatus {
                 every_seconds: config.common.rollup_every_seconds,
                 here: rollups_here,

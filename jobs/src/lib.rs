@@ -11,6 +11,7 @@ pub mod counters;
 pub mod health;
 pub mod queue;
 pub mod warm;
+pub mod webhook;
 
 pub use alert::{Alert, AlertDelivery, AlertGroup, AlertStatus, DeliverAlert};
 pub use click::{Click, ClickBatch, RecordClicks};
@@ -18,3 +19,4 @@ pub use counters::{CounterRebuild, RebuildCounters};
 pub use health::{BrokenLink, CheckLinks, LinkHealth};
 pub use queue::{ClickQueue, JobQueue, QueueDepth, QueueError};
 pub use warm::{WarmCache, WarmLinks};
+pub use webhook::{DeliverWebhook, WebhookDelivery};

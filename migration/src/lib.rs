@@ -17,6 +17,7 @@ mod m20261207_000102_link_expiry;
 mod m20261207_000103_tags_utm;
 mod m20261207_000200_bot_flag;
 mod m20261207_000300_link_password;
+mod m20261207_000400_webhooks;
 mod m20261207_000500_link_health;
 
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000103_tags_utm::Migration),
             Box::new(m20261207_000200_bot_flag::Migration),
             Box::new(m20261207_000300_link_password::Migration),
+            Box::new(m20261207_000400_webhooks::Migration),
             Box::new(m20261207_000500_link_health::Migration),
         ]
     }

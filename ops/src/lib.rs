@@ -1,8 +1,10 @@
-//! The operator's commands: schema migrations and imports of the legacy data set.
+//! The operator's commands: schema migrations, imports of the legacy data set, rollups,
+//! counters, API keys and webhook replays.
 
 pub mod bench;
 pub mod counters;
 pub mod import;
+pub mod webhooks;
 
 use clap::{Parser, Subcommand};
 
@@ -44,6 +46,11 @@ pub enum Command {
     Counters {
         #[command(subcommand)]
         command: counters::CountersCommand,
+    },
+    /// Webhook deliveries: the dead-letter list and its replay.
+    Webhooks {
+        #[command(subcommand)]
+        command: webhooks::WebhooksCommand,
     },
     /// API keys (needed when `CURTAIN_REQUIRE_API_KEY=true`).
     Keys {
@@ -129,6 +136,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Import { .. }
         | Command::Rollup
         | Command::Keys { .. }
+        | Command::Webhooks { .. }
         | Command::Counters { .. } => {}
     }
     let db = storage::db::connect_db(&cli.database_url, 4).await?;
@@ -156,6 +164,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys { command } => keys(&db, command).await,
         Command::Counters { command } => counters::run(&db, command).await,
+        Command::Webhooks { command } => webhooks::run(&db, command).await,
         Command::BenchBare { .. } | Command::BenchLoad { .. } | Command::BenchEnqueue { .. } => {
             Ok(())
         }

@@ -78,6 +78,28 @@ pub struct CommonArgs {
     /// make the worker request its own network (SSRF).
     #[arg(long, env = "LINK_HEALTH_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
     pub link_health_allow_private: bool,
+    /// Name of the webhook-delivery queue (worker only: the relay enqueues and delivers).
+    #[arg(long, env = "WEBHOOK_QUEUE", default_value = jobs::DeliverWebhook::QUEUE)]
+    pub webhook_queue: String,
+
+    /// First retry delay of a failed webhook delivery, in seconds; each further attempt waits
+    /// twice as long as the one before (at most an hour).
+    #[arg(long, env = "WEBHOOK_RETRY_BASE_SECONDS", default_value_t = 10)]
+    pub webhook_retry_base_seconds: u64,
+
+    /// Attempts of a webhook delivery before it is dead (listed with `?state=dead`, delivered
+    /// again by `curtain-ops webhooks replay`).
+    #[arg(long, env = "WEBHOOK_MAX_ATTEMPTS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub webhook_max_attempts: u32,
+
+    /// Delivered webhook deliveries are deleted this many days after delivery (dead ones stay
+    /// until replayed or their webhook is deleted).
+    #[arg(long, env = "WEBHOOK_KEEP_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
+    pub webhook_keep_days: u32,
+
+    /// How often the webhook relay looks for due deliveries, in milliseconds.
+    #[arg(long, env = "WEBHOOK_RELAY_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub webhook_relay_ms: u64,
 
     /// Seconds between two rebuilds of every counter from the events (a reconcile; the
     /// worker enqueues it). 0: only on demand and when a shard restarted empty.

@@ -18,6 +18,7 @@ use sea_orm::{
 
 use crate::cache::Cache;
 use crate::counters::{CounterError, Counters, Delivery};
+use crate::webhooks::{self, ClickHooks};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -137,20 +138,24 @@ pub async fn ingest(
     db: &DatabaseConnection,
     counters: &Counters,
     cache: &Cache,
+    hooks: Option<&ClickHooks>,
     batch: &ClickBatch,
 ) -> Result<IngestReport, IngestError> {
-    ingest_many(db, counters, cache, std::slice::from_ref(batch)).await
+    ingest_many(db, counters, cache, hooks, std::slice::from_ref(batch)).await
 }
 
 /// Ingests several batches as one: one live-link query, their events in one statement (one
 /// transaction past 5,000 rows: a batch is never half stored, so a counter rebuild reading the
 /// events sees all of a batch or none of it), one counter update per shard carrying each
 /// batch's own idempotency marker, one cache invalidation. Each batch still counts once however often it is applied, alone or
-/// together with others.
+/// together with others. With `hooks`, each batch's live clicks also become one `link.clicked`
+/// webhook delivery per subscriber, keyed on the batch (written before the counters, so a
+/// failure after it retries the batch and the delivery is not written twice).
 pub async fn ingest_many(
     db: &DatabaseConnection,
     counters: &Counters,
     cache: &Cache,
+    hooks: Option<&ClickHooks>,
     batches: &[ClickBatch],
 ) -> Result<IngestReport, IngestError> {
     let mut ids: Vec<i64> = batches
@@ -205,6 +210,12 @@ pub async fn ingest_many(
             inserted += insert_chunk(&txn, chunk).await?;
         }
         txn.commit().await?;
+    }
+    if let Some(hooks) = hooks
+        && live_clicks > 0
+    {
+        let parts: Vec<(&str, &[Click])> = kept.iter().map(|(b, c)| (*b, c.as_ref())).collect();
+        webhooks::record_click_batches(db, hooks, &parts, chrono::Utc::now().naive_utc()).await?;
     }
     if live_clicks > 0 {
         // Events come first, so if none of these clicks was stored before, no earlier run can

@@ -22,3 +22,4 @@ pub mod rollup;
 pub mod settings;
 pub mod tombstones;
 pub mod warm;
+pub mod webhooks;

@@ -88,9 +88,14 @@ pub async fn run(state: Weak<WorkerState>, inbox: CoalescerInbox, slots: usize) 
             let (batches, waiting): (Vec<ClickBatch>, Vec<_>) =
                 group.into_iter().map(|w| (w.batch, w.done)).unzip();
             let started = std::time::Instant::now();
-            let result =
-                storage::ingest::ingest_many(&state.db, &state.counters, &state.cache, &batches)
-                    .await;
+            let result = storage::ingest::ingest_many(
+                &state.db,
+                &state.counters,
+                &state.cache,
+                Some(&state.click_hooks),
+                &batches,
+            )
+            .await;
             state.metrics.click_ingest_groups.inc();
             state
                 .metrics

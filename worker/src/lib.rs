@@ -1,5 +1,5 @@
-//! `curtain-worker`: apalis worker pools consuming click batches and alert deliveries from
-//! Redis.
+//! `curtain-worker`: apalis worker pools consuming click batches, alert deliveries, cache
+//! warming, counter rebuilds and webhook deliveries from Redis.
 //!
 //! `main.rs` parses [`Config`] and calls [`run`]; tests call [`run`] too. The process serves
 //! `/health` and `/metrics`, keeps the queue healthy ([`maintenance`]), and supervises its
@@ -51,6 +51,10 @@ pub struct WorkerState {
     pub health: storage::health::Checker,
     /// Where the health checks' alerts go.
     pub alert_queue: Arc<::jobs::JobQueue>,
+    /// Posts webhook deliveries (`deliver_webhook` jobs).
+    pub webhooks: Arc<webhooks::Sender>,
+    /// The subscribers of `link.clicked`, cached for ingestion.
+    pub click_hooks: storage::webhooks::ClickHooks,
 }
 
 #[handler]
@@ -119,16 +123,17 @@ async fn admin_only<E: poem::Endpoint>(
     ep.call(req).await.map(IntoResponse::into_response)
 }
 
-/// The click, alert, warm, link-health and counter-rebuild queues, each with its backlog
+/// The click, alert, warm, link-health, webhook and counter-rebuild queues, each with its backlog
 /// promoted: a backlog left while workers were down must not reach apalis' fetch script at
 /// once.
-async fn connect_queues(config: &Config) -> anyhow::Result<[Arc<::jobs::JobQueue>; 5]> {
-    let mut queues = Vec::with_capacity(5);
+async fn connect_queues(config: &Config) -> anyhow::Result<[Arc<::jobs::JobQueue>; 6]> {
+    let mut queues = Vec::with_capacity(6);
     for name in [
         &config.common.click_queue,
         &config.common.alert_queue,
         &config.common.warm_queue,
         &config.common.health_queue,
+        &config.common.webhook_queue,
         &config.common.counters_queue,
     ] {
         let queue = ::jobs::JobQueue::connect(&config.redis_url, Some(name))
@@ -140,20 +145,26 @@ async fn connect_queues(config: &Config) -> anyhow::Result<[Arc<::jobs::JobQueue
         }
         queues.push(Arc::new(queue));
     }
-    queues
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("five queues"))
+    queues.try_into().map_err(|_| anyhow::anyhow!("six queues"))
 }
 
 /// The worker's background loops: queue upkeep over `queues` (the click queue first, the
 /// counter-rebuild queue last), counter reconciles, cache warming, the link health schedule
-/// (on `health_queue`), deleted links' counters ([`storage::tombstones`]) and analytics
-/// rollups.
+/// (on `health_queue`), deleted links' counters ([`storage::tombstones`]), analytics rollups
+/// and the webhook relay (due deliveries become jobs on `webhook_queue`).
 fn spawn_upkeep(
     state: &Arc<WorkerState>,
     queues: Vec<Arc<::jobs::JobQueue>>,
     health_queue: Arc<::jobs::JobQueue>,
+    webhook_queue: Arc<::jobs::JobQueue>,
 ) {
+    tokio::spawn(webhooks::relay_forever(
+        state.db.clone(),
+        webhooks::Dispatch::Queue(webhook_queue),
+        Duration::from_millis(state.config.common.webhook_relay_ms),
+        webhooks::keep(&state.config.common),
+        Arc::new(tokio::sync::Notify::new()),
+    ));
     if let Some(counters_queue) = queues.last() {
         tokio::spawn(reconcile::run(state.clone(), counters_queue.clone()));
     }
@@ -172,6 +183,38 @@ fn spawn_upkeep(
         storage::rollup::Schedule::from_config(&state.config.common),
         rollups,
     ));
+}
+
+/// The worker's metrics, with every queue's series created.
+fn metrics_for(config: &Config) -> WorkerMetrics {
+    let metrics = WorkerMetrics::new(&config.common.click_queue);
+    for queue in [
+        &config.common.alert_queue,
+        &config.common.warm_queue,
+        &config.common.counters_queue,
+        &config.common.health_queue,
+        &config.common.webhook_queue,
+    ] {
+        let _ = metrics.queue(queue);
+    }
+    metrics
+}
+
+/// The worker's outgoing HTTP clients: the link health checker and the webhook sender.
+fn outgoing_clients(
+    config: &Config,
+    metrics: &WorkerMetrics,
+) -> anyhow::Result<(storage::health::Checker, webhooks::Sender)> {
+    let health_metrics = storage::health::HealthMetrics::new();
+    metrics.register_health(&health_metrics);
+    let checker = storage::health::Checker::new(&config.common, health_metrics)
+        .context("link health HTTP client")?;
+    let sender = webhooks::Sender::new(
+        webhooks::Policy::from_config(&config.common),
+        metrics.webhooks.clone(),
+    )
+    .context("webhook client")?;
+    Ok((checker, sender))
 }
 
 /// Runs the worker until `shutdown` resolves (then `Ok`, in-flight jobs finished). Returns an
@@ -202,17 +245,16 @@ pub async fn run(
             .context("CACHE_REDIS_URL")?,
         None => Cache::memory(Duration::from_mins(1)),
     };
-    let [queue, alert_queue, warm_queue, health_queue, counters_queue] =
-        connect_queues(&config).await?;
-    let metrics = WorkerMetrics::new(&config.common.click_queue);
-    let _ = metrics.queue(&config.common.alert_queue);
-    let _ = metrics.queue(&config.common.warm_queue);
-    let _ = metrics.queue(&config.common.health_queue);
-    let _ = metrics.queue(&config.common.counters_queue);
-    let health_metrics = storage::health::HealthMetrics::new();
-    metrics.register_health(&health_metrics);
-    let checker = storage::health::Checker::new(&config.common, health_metrics)
-        .context("link health HTTP client")?;
+    let [
+        queue,
+        alert_queue,
+        warm_queue,
+        health_queue,
+        webhook_queue,
+        counters_queue,
+    ] = connect_queues(&config).await?;
+    let metrics = metrics_for(&config);
+    let (checker, sender) = outgoing_clients(&config, &metrics)?;
     let alerts = jobs::deliver_alert::deliverer(&config, &alert_queue, &metrics)?;
     metrics.register_cache(cache.metrics());
     let (coalescer, inbox) = coalesce::Coalescer::new(config.click_concurrency);
@@ -226,6 +268,8 @@ pub async fn run(
         coalescer,
         health: checker,
         alert_queue: alert_queue.clone(),
+        webhooks: Arc::new(sender),
+        click_hooks: storage::webhooks::ClickHooks::default(),
     });
     tokio::spawn(coalesce::run(
         Arc::downgrade(&state),
@@ -239,9 +283,11 @@ pub async fn run(
             alert_queue,
             warm_queue,
             health_queue.clone(),
+            webhook_queue.clone(),
             counters_queue,
         ],
         health_queue,
+        webhook_queue,
     );
 
     let http = serve_http(&config, &state, instance);

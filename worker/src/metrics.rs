@@ -42,6 +42,7 @@ pub struct WorkerMetrics {
     /// Redirect events read by counter rebuilds.
     pub counter_rebuild_clicks: IntCounter,
     pub alerts: alerts::AlertMetrics,
+    pub webhooks: webhooks::WebhookMetrics,
 }
 
 /// One queue's job counters and duration histogram.
@@ -272,6 +273,7 @@ impl WorkerMetrics {
                 "Redirect events read by counter rebuilds.",
             ),
             alerts: alerts::AlertMetrics::register(&registry),
+            webhooks: webhooks::WebhookMetrics::register(&registry),
             registry,
         };
         for result in ["ok", "failed"] {

@@ -41,6 +41,7 @@ pub struct Metrics {
     pub alerts: alerts::AlertMetrics,
     pub limits: LimitMetrics,
     pub unknown_codes: UnknownCodeMetrics,
+    pub webhooks: webhooks::WebhookMetrics,
     pub templates: RouteTemplates,
     shard_failures: IntCounter,
     shard_failovers: IntCounter,
@@ -122,10 +123,12 @@ impl Metrics {
         let alerts = alerts::AlertMetrics::register(&registry);
         let limits = LimitMetrics::register(&registry);
         let unknown_codes = UnknownCodeMetrics::register(&registry);
+        let webhooks = webhooks::WebhookMetrics::register(&registry);
         Self {
             alerts,
             limits,
             unknown_codes,
+            webhooks,
             shard_failures: counter(
                 &registry,
                 "curtain_counter_shard_failures_total",

@@ -11,6 +11,7 @@ pub mod system;
 pub mod ui;
 pub mod urls;
 pub mod users;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -41,6 +42,9 @@ pub enum Tag {
     Ui,
     /// Alert delivery: Alertmanager's webhook, delivered to Discord.
     Alerts,
+    /// Webhooks: signed deliveries of link events (created, updated, deleted, clicked) to
+    /// your URLs, retried with back-off; dead ones are listed and can be replayed.
+    Webhooks,
 }
 
 /// Builds the OpenAPI service with every route group.
@@ -62,6 +66,7 @@ pub fn api_service(state: &Arc<AppState>) -> OpenApiService<impl poem_openapi::O
             system::SystemApi(s()),
             ui::UiApi(s()),
             alerts::AlertsApi(s()),
+            webhooks::WebhooksApi(s()),
         ),
         "Curtain",
         env!("CARGO_PKG_VERSION"),

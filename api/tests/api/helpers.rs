@@ -188,6 +188,8 @@ pub fn test_config(storage: &Storage) -> Config {
     config.common.cache_prefix.clone_from(&storage.cache_prefix);
     // Queues are per test too (the api uses them only with `REDIS_URL`).
     config.common.health_queue = format!("{}:health", storage.cache_prefix);
+    // Per-test queue names, for tests that turn the Redis queue on.
+    config.common.webhook_queue = format!("{}:webhooks", storage.cache_prefix);
     config.public_base_url = None;
     config.enable_incident_debug_routes = false;
     config.common.instance = Some("test".into());

@@ -35,3 +35,4 @@ mod ui;
 mod urls;
 mod users;
 mod warming;
+mod webhooks;

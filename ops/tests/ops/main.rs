@@ -327,3 +327,103 @@ fn rand_suffix() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::SeqCst).to_string()
 }
+
+/// `curtain-ops webhooks list-dead` and `replay`: a dead delivery listed, made pending by the
+/// binary, then delivered by the relay (the one the worker and the embedded api run) to a real
+/// receiver; a second replay finds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_replay_through_the_binary_delivers_dead_deliveries() {
+    use ::webhooks as delivery;
+    use storage::webhooks;
+    telemetry::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("hooks.db").display()
+    );
+    let db = storage::db::connect_db(&url, 1).await.unwrap();
+    let receiver = delivery::receiver::Receiver::start().await.unwrap();
+    let now = chrono::Utc::now().naive_utc();
+    let hook = webhooks::create(
+        &db,
+        &receiver.url,
+        &["link.created".to_owned()],
+        "ops-test-secret-0123456789",
+        now,
+    )
+    .await
+    .unwrap();
+    webhooks::record_link_event(&db, "link.created", &serde_json::json!({"id": 7}), now)
+        .await
+        .unwrap();
+    db.execute_unprepared("UPDATE webhook_deliveries SET state = 'dead', attempts = 8, last_status = 500, last_error = 'HTTP 500: down'")
+        .await
+        .unwrap();
+    let ops = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_curtain-ops"))
+            .arg("--database-url")
+            .arg(&url)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let listed = ops(&["webhooks", "list-dead"]);
+    assert!(listed.status.success(), "{listed:?}");
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(
+        listed.contains(&format!(
+            "webhook {}\tlink.created\tattempts 8\tstatus 500\tHTTP 500: down",
+            hook.id
+        )),
+        "{listed}"
+    );
+
+    let replayed = ops(&["webhooks", "replay", "--webhook", &hook.id.to_string()]);
+    assert!(replayed.status.success(), "{replayed:?}");
+    assert_eq!(
+        String::from_utf8(replayed.stdout).unwrap().trim(),
+        "replayed 1 dead deliveries"
+    );
+
+    let metrics = delivery::WebhookMetrics::register(&prometheus::Registry::new());
+    let sender = delivery::Sender::new(
+        delivery::Policy {
+            base: std::time::Duration::ZERO,
+            max_attempts: 3,
+        },
+        metrics.clone(),
+    )
+    .unwrap();
+    let relay = tokio::spawn(delivery::relay_forever(
+        db.clone(),
+        delivery::Dispatch::in_process(std::sync::Arc::new(sender)),
+        std::time::Duration::from_millis(50),
+        std::time::Duration::from_hours(24),
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while metrics.get("link.created", "delivered") < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replayed delivery was not delivered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    relay.abort();
+    let got = receiver.delivered();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].json()["data"], serde_json::json!({"id": 7}));
+    let delivered =
+        webhooks::deliveries(&db, hook.id, Some(webhooks::DeliveryState::Delivered), 10)
+            .await
+            .unwrap();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].attempts, 1);
+
+    let again = ops(&["webhooks", "replay"]);
+    assert_eq!(
+        String::from_utf8(again.stdout).unwrap().trim(),
+        "replayed 0 dead deliveries"
+    );
+}

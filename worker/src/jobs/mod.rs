@@ -2,6 +2,7 @@
 
 pub mod check_links;
 pub mod deliver_alert;
+pub mod deliver_webhook;
 pub mod rebuild_counters;
 pub mod record_clicks;
 pub mod warm_cache;
@@ -39,6 +40,7 @@ pub fn register(
     let monitor = warm_cache::register(monitor, state, storage);
     let monitor = rebuild_counters::register(monitor, state, storage);
     let monitor = check_links::register(monitor, state, storage);
+    let monitor = deliver_webhook::register(monitor, state, storage);
     let state = state.clone();
     let storage = storage.clone();
     monitor.register_n(concurrency, move |index, _restarts| {

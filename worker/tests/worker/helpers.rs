@@ -225,6 +225,7 @@ pub fn worker_config(
     config.common.warm_queue = format!("{}:warm", ns.prefix);
     config.common.counters_queue = format!("{}:counters", ns.prefix);
     config.common.health_queue = format!("{}:health", ns.prefix);
+    config.common.webhook_queue = format!("{}:webhooks", ns.prefix);
     config.click_concurrency = 4;
     config.common.instance = Some("test-worker".into());
     config
@@ -271,6 +272,7 @@ pub fn worker_process(config: &worker::Config) -> Child {
         .env("WARM_QUEUE", &config.common.warm_queue)
         .env("COUNTERS_QUEUE", &config.common.counters_queue)
         .env("HEALTH_QUEUE", &config.common.health_queue)
+        .env("WEBHOOK_QUEUE", &config.common.webhook_queue)
         .env(
             "WORKER_MAX_RESTARTS",
             config.max_restarts_per_minute.to_string(),
@@ -323,6 +325,7 @@ pub async fn spawn_api_with_cache(
     config.common.warm_queue = format!("{}:warm", ns.prefix);
     config.common.counters_queue = format!("{}:counters", ns.prefix);
     config.common.health_queue = format!("{}:health", ns.prefix);
+    config.common.webhook_queue = format!("{}:webhooks", ns.prefix);
     config.click_spool_dir = spool.to_owned();
     serve_api(&config).await
 }

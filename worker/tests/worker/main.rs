@@ -19,3 +19,4 @@ mod pipeline;
 mod queue_page;
 mod rebuild;
 mod warming;
+mod webhooks;

@@ -122,10 +122,10 @@ async fn a_batch_ingested_twice_counts_once() {
         click(links[0].0, &links[0].1, "v2"),
         click(links[1].0, &links[1].1, "v1"),
     ]);
-    let first = storage::ingest::ingest(&conn, &counters, &cache, &batch)
+    let first = storage::ingest::ingest(&conn, &counters, &cache, None, &batch)
         .await
         .unwrap();
-    let again = storage::ingest::ingest(&conn, &counters, &cache, &batch)
+    let again = storage::ingest::ingest(&conn, &counters, &cache, None, &batch)
         .await
         .unwrap();
     assert_eq!((first.inserted, again.inserted), (3, 0));
@@ -160,7 +160,7 @@ async fn clicks_of_a_deleted_link_are_dropped_without_failing_the_batch() {
         click(links[0].0, &links[0].1, "v"),
         click(links[1].0, &links[1].1, "v"),
     ]);
-    let report = storage::ingest::ingest(&conn, &counters, &cache, &batch)
+    let report = storage::ingest::ingest(&conn, &counters, &cache, None, &batch)
         .await
         .unwrap();
     assert_eq!((report.inserted, report.dropped_deleted), (1, 1));

@@ -215,7 +215,7 @@ async fn a_batch_stored_before_a_rebuild_and_counted_after_it_counts_once() {
     let (id, code) = &links[0];
     let stalled =
         jobs::ClickBatch::new((0..5).map(|i| click(*id, code, &format!("v{i}"))).collect());
-    storage::ingest::ingest(&conn, &Counters::memory(), &cache, &stalled)
+    storage::ingest::ingest(&conn, &Counters::memory(), &cache, None, &stalled)
         .await
         .unwrap();
     // Another batch goes all the way.
@@ -223,7 +223,7 @@ async fn a_batch_stored_before_a_rebuild_and_counted_after_it_counts_once() {
         click(*id, code, "v0"),
         click(links[1].0, &links[1].1, "w"),
     ]);
-    storage::ingest::ingest(&conn, &counters, &cache, &done)
+    storage::ingest::ingest(&conn, &counters, &cache, None, &done)
         .await
         .unwrap();
     let now = chrono::Utc::now().naive_utc();

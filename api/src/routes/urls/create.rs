@@ -193,14 +193,33 @@ pub async fn create_url(state: &AppState, body: Option<&Value>) -> ApiResult<(ur
     }
     .insert(&txn)
     .await?;
+    storage::webhooks::record_link_event(
+        &txn,
+        storage::webhooks::LINK_CREATED,
+        &link_data(&row, None),
+        created_at,
+    )
+    .await?;
     txn.commit().await?;
     after_link_write(state, &row).await;
     Ok((row, true))
 }
 
-/// After a committed create or update of `row`: its caches invalidated on every instance,
-/// then its redirect warmed with the new state.
+/// The `data` of a link event's webhook delivery: the link as `GET /urls/<id>` shows it
+/// (with its options when `details` is given).
+pub(super) fn link_data(
+    row: &url::Model,
+    details: Option<crate::models::LinkDetails>,
+) -> serde_json::Value {
+    let mut link = crate::models::Url::from(row.clone());
+    link.details = details;
+    serde_json::to_value(link).unwrap_or_default()
+}
+
+/// After a committed create or update of `row`: its webhook deliveries handed over, its
+/// caches invalidated on every instance, then its redirect warmed with the new state.
 pub(super) async fn after_link_write(state: &AppState, row: &url::Model) {
+    state.webhooks.committed();
     state
         .cache
         .invalidate(Invalidation::link(row.id, &row.short_code))

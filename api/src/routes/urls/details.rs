@@ -6,7 +6,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, TransactionTrait, TryIntoModel};
 
-use super::create::after_link_write;
+use super::create::{after_link_write, link_data};
 use super::options::{Change, OptionPatch, PATCH_KEYS, has_options};
 use super::tags::{replace_tags, tags_of};
 use super::{NOT_FOUND, find};
@@ -94,6 +94,13 @@ impl DetailsApi {
         if tags != old_tags {
             replace_tags(&txn, id, &tags).await?;
         }
+        storage::webhooks::record_link_event(
+            &txn,
+            storage::webhooks::LINK_UPDATED,
+            &link_data(&row, Some(LinkDetails::of(&row, tags.clone()))),
+            now(),
+        )
+        .await?;
         txn.commit().await?;
         after_link_write(&self.0, &row).await;
         Ok(DetailsRead::Ok(Json(LinkDetails::of(&row, tags))))

@@ -29,7 +29,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::fields::{IntParam, parse_int_param};
 use crate::models::{LinkDetails, Url, UrlInput, UrlUpdate, now};
 use crate::state::AppState;
-use create::{after_link_write, title_value};
+use create::{after_link_write, link_data, title_value};
 use tags::TagFilter;
 
 pub use create::create_url;
@@ -307,6 +307,13 @@ impl UrlsApi {
         }
         .insert(&txn)
         .await?;
+        storage::webhooks::record_link_event(
+            &txn,
+            storage::webhooks::LINK_UPDATED,
+            &link_data(&row, None),
+            at,
+        )
+        .await?;
         txn.commit().await?;
         after_link_write(&self.0, &row).await;
         Ok(UrlRead::Ok(Json(row.into()), BYPASS.into()))
@@ -333,10 +340,20 @@ impl UrlsApi {
         let deleted = url::Entity::delete_by_id(id).exec(&txn).await?;
         // Its real-time counters go too: queued with the delete, removed within seconds.
         storage::tombstones::bury(&txn, &existing.short_code, now()).await?;
+        if deleted.rows_affected > 0 {
+            storage::webhooks::record_link_event(
+                &txn,
+                storage::webhooks::LINK_DELETED,
+                &link_data(&existing, None),
+                now(),
+            )
+            .await?;
+        }
         txn.commit().await?;
         if deleted.rows_affected == 0 {
             return Err(ApiError::not_found(NOT_FOUND));
         }
+        self.0.webhooks.committed();
         self.0.click_limits.forget(id).await;
         self.0
             .cache
