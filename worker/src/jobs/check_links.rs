@@ -7,13 +7,11 @@
 
 use std::sync::Arc;
 
-use apalis::layers::WorkerBuilderExt;
-use apalis::prelude::{BackendExt, BoxDynError, Data, Monitor, WorkerBuilder};
+use apalis::prelude::{BoxDynError, Data, Monitor};
 use apalis_redis::RedisStorage;
 use jobs::{CheckLinks, ClickBatch, LinkHealth};
 use storage::health::Outcome;
 
-use super::unique_name;
 use crate::WorkerState;
 
 pub async fn check_links(
@@ -57,16 +55,14 @@ pub fn register(
     state: &Arc<WorkerState>,
     clicks: &RedisStorage<ClickBatch>,
 ) -> Monitor {
-    let conn = clicks.clone().get_connection().clone();
-    let storage: RedisStorage<CheckLinks> = RedisStorage::new(conn)
-        .with_config(jobs::queue::queue_config(&state.config.common.health_queue));
-    let poll = state.config.poll_interval;
-    let state = state.clone();
-    monitor.register(move |_restarts| {
-        WorkerBuilder::new(unique_name(LinkHealth::NAME, 0))
-            .backend(storage.clone().poll_with_interval(poll))
-            .concurrency(1)
-            .data(state.clone())
-            .build(check_links)
-    })
+    register_queue!(
+        monitor,
+        state,
+        clicks,
+        CheckLinks,
+        &state.config.common.health_queue,
+        LinkHealth::NAME,
+        1,
+        check_links,
+    )
 }

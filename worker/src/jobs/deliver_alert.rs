@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use apalis::layers::WorkerBuilderExt;
-use apalis::prelude::{AbortError, Attempt, BackendExt, BoxDynError, Data, Monitor, WorkerBuilder};
+use apalis::prelude::{AbortError, Attempt, BoxDynError, Data, Monitor};
 use apalis_redis::RedisStorage;
 use jobs::{AlertDelivery, ClickBatch, DeliverAlert};
 
@@ -95,19 +94,14 @@ pub fn register(
     if state.alerts.is_none() {
         return monitor;
     }
-    let conn = clicks.clone().get_connection().clone();
-    let storage: RedisStorage<AlertDelivery> = RedisStorage::new(conn)
-        .with_config(jobs::queue::queue_config(&state.config.common.alert_queue));
-    let poll = state.config.poll_interval;
-    let state = state.clone();
-    monitor.register_n(
+    register_queue!(
+        monitor,
+        state,
+        clicks,
+        AlertDelivery,
+        &state.config.common.alert_queue,
+        DeliverAlert::NAME,
         state.config.alert_concurrency.max(1),
-        move |index, _restarts| {
-            WorkerBuilder::new(super::unique_name(DeliverAlert::NAME, index))
-                .backend(storage.clone().poll_with_interval(poll))
-                .concurrency(1)
-                .data(state.clone())
-                .build(deliver_alert)
-        },
+        deliver_alert,
     )
 }

@@ -7,12 +7,10 @@
 
 use std::sync::Arc;
 
-use apalis::layers::WorkerBuilderExt;
-use apalis::prelude::{BackendExt, BoxDynError, Data, Monitor, WorkerBuilder};
+use apalis::prelude::{BoxDynError, Data, Monitor};
 use apalis_redis::RedisStorage;
 use jobs::{ClickBatch, DeliverWebhook, WebhookDelivery};
 
-use super::unique_name;
 use crate::WorkerState;
 
 /// Webhook jobs run at once by this process (each waits on a subscriber, up to 10 s).
@@ -45,17 +43,14 @@ pub fn register(
     state: &Arc<WorkerState>,
     clicks: &RedisStorage<ClickBatch>,
 ) -> Monitor {
-    let conn = clicks.clone().get_connection().clone();
-    let storage: RedisStorage<WebhookDelivery> = RedisStorage::new(conn).with_config(
-        jobs::queue::queue_config(&state.config.common.webhook_queue),
-    );
-    let poll = state.config.poll_interval;
-    let state = state.clone();
-    monitor.register_n(CONCURRENCY, move |index, _restarts| {
-        WorkerBuilder::new(unique_name(DeliverWebhook::NAME, index))
-            .backend(storage.clone().poll_with_interval(poll))
-            .concurrency(1)
-            .data(state.clone())
-            .build(deliver_webhook)
-    })
+    register_queue!(
+        monitor,
+        state,
+        clicks,
+        WebhookDelivery,
+        &state.config.common.webhook_queue,
+        DeliverWebhook::NAME,
+        CONCURRENCY,
+        deliver_webhook,
+    )
 }

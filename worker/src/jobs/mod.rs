@@ -1,5 +1,29 @@
 //! The worker's jobs: one handler file per job, all registered in [`register`].
 
+/// Registers `$workers` workers of one queue of the worker's own jobs on `$monitor`: payload
+/// `$payload` from queue `$queue` (on the click storage's connection), each worker named
+/// `$name` and running `$handler` one job at a time. A macro rather than a generic function:
+/// the function would have to spell out apalis' `IntoWorkerService` bounds for every
+/// handler's signature.
+macro_rules! register_queue {
+    ($monitor:expr, $state:expr, $clicks:expr, $payload:ty, $queue:expr, $name:expr, $workers:expr, $handler:path $(,)?) => {{
+        use apalis::layers::WorkerBuilderExt as _;
+        use apalis::prelude::BackendExt as _;
+        let conn = $clicks.clone().get_connection().clone();
+        let storage: apalis_redis::RedisStorage<$payload> =
+            apalis_redis::RedisStorage::new(conn).with_config(::jobs::queue::queue_config($queue));
+        let poll = $state.config.poll_interval;
+        let state = $state.clone();
+        $monitor.register_n($workers, move |index, _restarts| {
+            apalis::prelude::WorkerBuilder::new($crate::jobs::unique_name($name, index))
+                .backend(storage.clone().poll_with_interval(poll))
+                .concurrency(1)
+                .data(state.clone())
+                .build($handler)
+        })
+    }};
+}
+
 pub mod check_links;
 pub mod deliver_alert;
 pub mod deliver_webhook;

@@ -6,13 +6,11 @@
 
 use std::sync::Arc;
 
-use apalis::layers::WorkerBuilderExt;
-use apalis::prelude::{BackendExt, BoxDynError, Data, Monitor, WorkerBuilder};
+use apalis::prelude::{BoxDynError, Data, Monitor};
 use apalis_redis::RedisStorage;
 use jobs::{ClickBatch, CounterRebuild, RebuildCounters};
 use storage::counters::RebuildScope;
 
-use super::unique_name;
 use crate::WorkerState;
 
 pub async fn rebuild_counters(
@@ -56,17 +54,14 @@ pub fn register(
     state: &Arc<WorkerState>,
     clicks: &RedisStorage<ClickBatch>,
 ) -> Monitor {
-    let conn = clicks.clone().get_connection().clone();
-    let storage: RedisStorage<RebuildCounters> = RedisStorage::new(conn).with_config(
-        jobs::queue::queue_config(&state.config.common.counters_queue),
-    );
-    let poll = state.config.poll_interval;
-    let state = state.clone();
-    monitor.register(move |_restarts| {
-        WorkerBuilder::new(unique_name(CounterRebuild::NAME, 0))
-            .backend(storage.clone().poll_with_interval(poll))
-            .concurrency(1)
-            .data(state.clone())
-            .build(rebuild_counters)
-    })
+    register_queue!(
+        monitor,
+        state,
+        clicks,
+        RebuildCounters,
+        &state.config.common.counters_queue,
+        CounterRebuild::NAME,
+        1,
+        rebuild_counters,
+    )
 }

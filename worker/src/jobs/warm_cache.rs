@@ -4,12 +4,10 @@
 
 use std::sync::Arc;
 
-use apalis::layers::WorkerBuilderExt;
-use apalis::prelude::{BackendExt, BoxDynError, Data, Monitor, WorkerBuilder};
+use apalis::prelude::{BoxDynError, Data, Monitor};
 use apalis_redis::RedisStorage;
 use jobs::{ClickBatch, WarmCache, WarmLinks};
 
-use super::unique_name;
 use crate::WorkerState;
 
 pub async fn warm_cache(job: WarmLinks, state: Data<Arc<WorkerState>>) -> Result<(), BoxDynError> {
@@ -33,16 +31,14 @@ pub fn register(
     state: &Arc<WorkerState>,
     clicks: &RedisStorage<ClickBatch>,
 ) -> Monitor {
-    let conn = clicks.clone().get_connection().clone();
-    let storage: RedisStorage<WarmLinks> = RedisStorage::new(conn)
-        .with_config(jobs::queue::queue_config(&state.config.common.warm_queue));
-    let poll = state.config.poll_interval;
-    let state = state.clone();
-    monitor.register(move |_restarts| {
-        WorkerBuilder::new(unique_name(WarmCache::NAME, 0))
-            .backend(storage.clone().poll_with_interval(poll))
-            .concurrency(1)
-            .data(state.clone())
-            .build(warm_cache)
-    })
+    register_queue!(
+        monitor,
+        state,
+        clicks,
+        WarmLinks,
+        &state.config.common.warm_queue,
+        WarmCache::NAME,
+        1,
+        warm_cache,
+    )
 }
