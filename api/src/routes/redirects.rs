@@ -310,12 +310,6 @@ async fn expiry(state: &AppState, target: &RedirectTarget) -> ApiResult<Expiry> 
     })
 }
 
-fn gone() -> Json<ErrorBody> {
-    Json(ErrorBody {
-        error: EXPIRED.to_owned(),
-    })
-}
-
 fn error_body(message: &str) -> Json<ErrorBody> {
     Json(ErrorBody {
         error: message.to_owned(),
@@ -393,6 +387,27 @@ fn password_page(state: &AppState, code: &ShortCode, error: Option<&str>) -> Api
     html::password_page(&state.templates, code.as_str(), error).map_err(|e| ApiError::internal(&e))
 }
 
+/// After any password: the link's expiry, then (while it lives) the click. `Expiry::Live`
+/// means the click is recorded and the visitor goes to the target.
+async fn admit(
+    state: &AppState,
+    target: &RedirectTarget,
+    code: ShortCode,
+    req: &Request,
+) -> ApiResult<Expiry> {
+    if target.may_expire() {
+        let expiry = expiry(state, target).await?;
+        if !matches!(expiry, Expiry::Live) {
+            return Ok(expiry);
+        }
+    }
+    state
+        .clicks
+        .record(click(state, target.id, code, req))
+        .await;
+    Ok(Expiry::Live)
+}
+
 async fn redirect(state: &AppState, raw: &str, req: &Request) -> ApiResult<Redirect> {
     let (code, target, cache) = lookup(state, raw).await?;
     if let Some(phc) = &target.password_hash {
@@ -412,28 +427,22 @@ async fn redirect(state: &AppState, raw: &str, req: &Request) -> ApiResult<Redir
     } else {
         target.cache_control.clone()
     };
-    if target.may_expire() {
-        match expiry(state, &target).await? {
-            Expiry::Live => {}
-            Expiry::To(location) => {
-                let body = html::redirect_body(&state.templates, &location)
-                    .map_err(|e| ApiError::internal(&e))?;
-                return Ok(Redirect::Found(
-                    Html(body),
-                    location,
-                    cache.to_owned(),
-                    // A plain expired redirect sends no `Cache-Control`: the link may be
-                    // extended.
-                    target.password_hash.as_ref().map(|_| NO_STORE.to_owned()),
-                ));
-            }
-            Expiry::Gone => return Ok(Redirect::Gone(gone())),
+    match admit(state, &target, code, req).await? {
+        Expiry::Live => {}
+        Expiry::To(location) => {
+            let body = html::redirect_body(&state.templates, &location)
+                .map_err(|e| ApiError::internal(&e))?;
+            return Ok(Redirect::Found(
+                Html(body),
+                location,
+                cache.to_owned(),
+                // A plain expired redirect sends no `Cache-Control`: the link may be
+                // extended.
+                target.password_hash.as_ref().map(|_| NO_STORE.to_owned()),
+            ));
         }
+        Expiry::Gone => return Ok(Redirect::Gone(error_body(EXPIRED))),
     }
-    state
-        .clicks
-        .record(click(state, target.id, code, req))
-        .await;
     let body = html::redirect_body(&state.templates, &target.location)
         .map_err(|e| ApiError::internal(&e))?;
     Ok(Redirect::with_status(
@@ -462,17 +471,11 @@ async fn unlock(state: &AppState, raw: &str, req: &Request, password: &str) -> A
             html::redirect_body(&state.templates, &location).map_err(|e| ApiError::internal(&e))?;
         Ok(Unlock::SeeOther(Html(body), location, NO_STORE.to_owned()))
     };
-    if target.may_expire() {
-        match expiry(state, &target).await? {
-            Expiry::Live => {}
-            Expiry::To(location) => return see_other(location),
-            Expiry::Gone => return Ok(Unlock::Gone(gone())),
-        }
+    match admit(state, &target, code, req).await? {
+        Expiry::Live => {}
+        Expiry::To(location) => return see_other(location),
+        Expiry::Gone => return Ok(Unlock::Gone(error_body(EXPIRED))),
     }
-    state
-        .clicks
-        .record(click(state, target.id, code, req))
-        .await;
     see_other(target.location)
 }
 
