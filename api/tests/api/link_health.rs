@@ -6,81 +6,16 @@
 //! PostgreSQL + Redis cache; checks and alerts run in process (no `REDIS_URL`), with the same
 //! code as the worker's `check_links` job.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alerts::stand_in::StandIn;
 use api::health::LinkChecks;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use storage::health::destination::{Answer, Destination};
 
 use crate::backend_test;
 use crate::helpers::{Backend, TestApp, parts};
-
-/// How the destination answers.
-const OK: u8 = 0;
-const ERROR: u8 = 1;
-const CLOSE: u8 = 2;
-
-/// A real destination server on loopback: answers 200, 500 or closes the connection without
-/// an answer, as told, and counts the requests per path.
-struct Destination {
-    base: String,
-    mode: Arc<AtomicU8>,
-    seen: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-impl Destination {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let mode = Arc::new(AtomicU8::new(OK));
-        let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-        let (m, s) = (mode.clone(), seen.clone());
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let (mode, seen) = (m.clone(), s.clone());
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match socket.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let line = String::from_utf8_lossy(&head);
-                    let path = line.split(' ').nth(1).unwrap_or_default().to_owned();
-                    *seen.lock().unwrap().entry(path).or_default() += 1;
-                    let answer: &[u8] = match mode.load(Ordering::SeqCst) {
-                        OK => b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                        ERROR => b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                        _ => return,
-                    };
-                    let _ = socket.write_all(answer).await;
-                    let _ = socket.shutdown().await;
-                });
-            }
-        });
-        Self { base, mode, seen }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn answer(&self, mode: u8) {
-        self.mode.store(mode, Ordering::SeqCst);
-    }
-
-    fn requests(&self, path: &str) -> usize {
-        self.seen.lock().unwrap().get(path).copied().unwrap_or(0)
-    }
-}
 
 /// An app that may probe loopback (the destination), alerting to `stand_in`, with the
 /// schedule every `every` seconds (0: off; tests check by hand).
@@ -183,7 +118,7 @@ async fn broken_destination_alerts_once_and_redirects_to_the_fallback_until_it_r
     backend: Backend,
 ) {
     let stand_in = StandIn::start().await.unwrap();
-    let dest = Destination::start().await;
+    let dest = Destination::start().await.unwrap();
     let app = app_with(backend, &stand_in, 0).await;
     let target = dest.url("/landing");
     let fallback = "https://fallback.example/sorry";
@@ -207,7 +142,7 @@ async fn broken_destination_alerts_once_and_redirects_to_the_fallback_until_it_r
     assert_eq!(follow(&app, &code).await, (302, target.clone()));
 
     // One failure is a blip: still healthy, no alert, same target.
-    dest.answer(ERROR);
+    dest.answer(Answer::Error);
     check(&app, id).await;
     let d = details(&app, id).await;
     assert_eq!(d["health_status"], "healthy");
@@ -245,7 +180,7 @@ async fn broken_destination_alerts_once_and_redirects_to_the_fallback_until_it_r
     assert_eq!(follow(&app, &code).await, (302, fallback.to_owned()));
 
     // Recovery: one resolved message, redirects back to the target.
-    dest.answer(OK);
+    dest.answer(Answer::Ok);
     check(&app, id).await;
     let d = details(&app, id).await;
     assert_eq!(d["health_status"], "healthy");
@@ -297,11 +232,11 @@ mod broken_destination_alerts_once_and_redirects_to_the_fallback_until_it_recove
 
 async fn a_link_without_fallback_alerts_but_keeps_its_target(backend: Backend) {
     let stand_in = StandIn::start().await.unwrap();
-    let dest = Destination::start().await;
+    let dest = Destination::start().await.unwrap();
     let app = app_with(backend, &stand_in, 0).await;
     let target = dest.url("/plain");
     let (id, code) = create(&app, &json!({"original_url": target, "health_check": true})).await;
-    dest.answer(CLOSE);
+    dest.answer(Answer::Close);
     check(&app, id).await;
     check(&app, id).await;
     assert_eq!(dest.requests("/plain"), 2);
@@ -337,7 +272,7 @@ mod a_link_without_fallback_alerts_but_keeps_its_target {
 
 async fn the_schedule_checks_opted_in_links_on_its_own_and_never_the_others(backend: Backend) {
     let stand_in = StandIn::start().await.unwrap();
-    let dest = Destination::start().await;
+    let dest = Destination::start().await.unwrap();
     let app = app_with(backend, &stand_in, 1).await;
     let (on, _) = create(
         &app,
@@ -421,14 +356,14 @@ mod the_schedule_checks_opted_in_links_on_its_own_and_never_the_others {
 backend_test! {
     /// The SSRF guard (the default): a loopback destination is never requested.
     async fn non_public_destinations_fail_their_check_unprobed(app) {
-        let dest = Destination::start().await;
+        let dest = Destination::start().await.unwrap();
         let (id, _) = create(&app, &json!({"original_url": dest.url("/inside"), "health_check": true})).await;
         check(&app, id).await;
         assert_eq!(dest.requests("/inside"), 0);
         let d = details(&app, id).await;
         assert_eq!(d["health_last_error"], "refused: 127.0.0.1 is not a public address");
         // `localhost` resolves to loopback only: refused by the resolver.
-        let port = dest.base.rsplit(':').next().unwrap().to_owned();
+        let port = dest.port();
         let (id, _) = create(&app, &json!({"original_url": format!("http://localhost:{port}/named"), "health_check": true})).await;
         check(&app, id).await;
         assert_eq!(dest.requests("/named"), 0);
@@ -478,7 +413,7 @@ backend_test! {
     /// A mass outage makes one delivery per check batch, not one Discord message per link.
     async fn links_broken_in_one_check_share_one_message(app) {
         let stand_in = StandIn::start().await.unwrap();
-        let dest = Destination::start().await;
+        let dest = Destination::start().await.unwrap();
         let app = app_with(app.backend, &stand_in, 0).await;
         let mut ids = Vec::new();
         let mut codes = Vec::new();
@@ -487,7 +422,7 @@ backend_test! {
             ids.push(id);
             codes.push(code);
         }
-        dest.answer(ERROR);
+        dest.answer(Answer::Error);
         check_all(&app, &ids).await;
         check_all(&app, &ids).await;
         let messages = delivered(&app, &stand_in).await;

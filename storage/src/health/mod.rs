@@ -14,6 +14,7 @@
 //! enqueue of the same transition is not delivered twice). The transitions of one batch go
 //! out as one alert group (a mass outage is one delivery per 50 links, not a message each).
 
+pub mod destination;
 pub mod metrics;
 pub mod probe;
 

@@ -4,67 +4,13 @@
 //! `deliver_alert` queue to a Discord stand-in: one message per transition whatever the
 //! number of workers.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alerts::stand_in::StandIn;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use storage::health::destination::{Answer, Destination};
 
 use crate::helpers::*;
-
-/// A destination on loopback answering 200 (`ok`) or 500, counting requests per path.
-struct Destination {
-    base: String,
-    failing: Arc<AtomicU8>,
-    seen: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-impl Destination {
-    async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let failing = Arc::new(AtomicU8::new(0));
-        let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-        let (f, s) = (failing.clone(), seen.clone());
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let (failing, seen) = (f.clone(), s.clone());
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match socket.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let line = String::from_utf8_lossy(&head);
-                    let path = line.split(' ').nth(1).unwrap_or_default().to_owned();
-                    *seen.lock().unwrap().entry(path).or_default() += 1;
-                    let answer: &[u8] = if failing.load(Ordering::SeqCst) == 1 {
-                        b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                    } else {
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                    };
-                    let _ = socket.write_all(answer).await;
-                    let _ = socket.shutdown().await;
-                });
-            }
-        });
-        Self {
-            base,
-            failing,
-            seen,
-        }
-    }
-
-    fn requests(&self, path: &str) -> usize {
-        self.seen.lock().unwrap().get(path).copied().unwrap_or(0)
-    }
-}
 
 async fn location(client: &reqwest::Client, api: &ApiServer, code: &str) -> (u16, String) {
     let resp = client
@@ -111,7 +57,7 @@ async fn two_workers_check_links_on_schedule_and_alert_once_per_transition() {
     let ns = Namespace::new();
     let redis = RedisServer::start();
     let stand_in = StandIn::start().await.unwrap();
-    let dest = Destination::start().await;
+    let dest = Destination::start().await.unwrap();
     let spool = tempfile::tempdir().unwrap();
     let api = spawn_api(&db, &redis.url(), &[redis.addr()], &ns, spool.path()).await;
     let mut workers = Vec::new();
@@ -124,7 +70,7 @@ async fn two_workers_check_links_on_schedule_and_alert_once_per_transition() {
         workers.push(spawn_worker(config));
     }
     let client = http_client();
-    let target = format!("{}/landing", dest.base);
+    let target = dest.url("/landing");
     let fallback = "https://fallback.example/sorry";
     let created: serde_json::Value = client
         .post(format!("{}/urls", api.address))
@@ -151,7 +97,7 @@ async fn two_workers_check_links_on_schedule_and_alert_once_per_transition() {
     one_scheduler_per_period(&dest).await;
 
     // Broken after two failures in a row: the redirect switches, one message.
-    dest.failing.store(1, Ordering::SeqCst);
+    dest.answer(Answer::Error);
     eventually(
         Duration::from_secs(20),
         "the redirect on the fallback",
@@ -178,7 +124,7 @@ async fn two_workers_check_links_on_schedule_and_alert_once_per_transition() {
     assert!(text.contains("HTTP 500"), "{text}");
 
     // Recovered: back to the target, one resolved message.
-    dest.failing.store(0, Ordering::SeqCst);
+    dest.answer(Answer::Ok);
     eventually(
         Duration::from_secs(20),
         "the redirect on the target",
