@@ -24,13 +24,7 @@ pub enum Dedup {
 #[must_use]
 pub fn tag(value: &str) -> String {
     let digest = Md5::digest(value.as_bytes());
-    digest[..8]
-        .iter()
-        .fold(String::with_capacity(16), |mut out, b| {
-            use std::fmt::Write;
-            let _ = write!(out, "{b:02x}");
-            out
-        })
+    hex::encode(&digest[..8])
 }
 
 impl Dedup {

@@ -33,7 +33,7 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
     mac.update(b".");
     mac.update(body.as_bytes());
     let digest = mac.finalize().into_bytes();
-    format!("sha256={}", webhooks::hex(&digest))
+    format!("sha256={}", hex::encode(digest))
 }
 
 fn timestamp(at: NaiveDateTime) -> String {

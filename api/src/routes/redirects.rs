@@ -256,18 +256,13 @@ pub(crate) fn client_ip_of(req: &Request, trusted_proxy: Option<IpAddr>) -> Opti
 /// are never stored, and a keyed hash cannot be reversed by hashing every address.
 fn visitor_hash(state: &AppState, ip: Option<IpAddr>) -> String {
     use hmac::{KeyInit, Mac};
-    use std::fmt::Write;
     // HMAC takes a key of any length: this cannot fail.
     let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(state.visitor_salt.as_bytes())
     else {
         return String::new();
     };
     mac.update(ip.map(|i| i.to_string()).unwrap_or_default().as_bytes());
-    let mut hex = String::with_capacity(64);
-    for b in mac.finalize().into_bytes() {
-        let _ = write!(hex, "{b:02x}");
-    }
-    hex
+    hex::encode(mac.finalize().into_bytes())
 }
 
 fn header_text(req: &Request, name: &str) -> Option<String> {

@@ -168,11 +168,7 @@ backend_test! {
         assert_eq!(id, key.info.id);
         assert_eq!(scopes, "admin");
         // Exactly the SHA-256 of the key: no secret part is kept in the clear.
-        let expected = Sha256::digest(key.token.as_bytes()).iter().fold(String::new(), |mut hex, b| {
-            use std::fmt::Write as _;
-            let _ = write!(hex, "{b:02x}");
-            hex
-        });
+        let expected = hex::encode(Sha256::digest(key.token.as_bytes()));
         assert_eq!(hash, expected);
         let secret = key.token.rsplit('_').next().unwrap();
         assert!(!hash.contains(secret));

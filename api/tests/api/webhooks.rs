@@ -61,7 +61,7 @@ async fn eventually<F: AsyncFnMut() -> bool>(what: &str, mut check: F) {
 fn expected_signature(secret: &str, r: &Received) -> String {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(format!("{}.{}", r.timestamp, r.body).as_bytes());
-    let hex = storage::webhooks::hex(&mac.finalize().into_bytes());
+    let hex = hex::encode(mac.finalize().into_bytes());
     format!("sha256={hex}")
 }
 

@@ -38,13 +38,7 @@ pub(super) fn parse_scopes(stored: &str) -> Vec<Scope> {
 }
 
 pub(super) fn hash(token: &str) -> String {
-    use std::fmt::Write;
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .fold(String::with_capacity(64), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// Equal strings, compared in time independent of where they differ.

@@ -64,19 +64,7 @@ const COLUMNS: [&str; 5] = ["id", "url", "events", "secret", "created_at"];
 #[must_use]
 pub fn new_secret() -> String {
     let bytes: [u8; 32] = rand::random();
-    hex(&bytes)
-}
-
-/// Lowercase hex of `bytes`.
-#[must_use]
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
+    hex::encode(bytes)
 }
 
 /// Stores a subscription (`events` already validated, each once).
